@@ -1,0 +1,1 @@
+"""One Pulumi component resource per tier of the platform."""

@@ -1,0 +1,112 @@
+"""The one shape every service container shares: hardened, limited, labelled, health-checked.
+
+Tiers describe what differs (image, command, networks, files); this module adds what must be
+the same everywhere, so the policy pack and the tiers agree on one set of conventions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from config import Resources
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A container's place on one network segment: a fixed address and its DNS aliases."""
+
+    network: docker.Network
+    address: str
+    aliases: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file uploaded into the container before it starts. Secret content stays a secret Output."""
+
+    path: str
+    content: pulumi.Input[str]
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    role: str
+    image: str
+    resources: Resources
+    attachments: Sequence[Attachment]
+    healthcheck: Sequence[str] | None  # None only for one-shot jobs
+    command: Sequence[str] | None = None
+    entrypoint: Sequence[str] | None = None
+    envs: Sequence[str] = ()
+    files: Sequence[ConfigFile] = ()
+    volumes: Sequence[docker.ContainerVolumeArgs] = ()
+    ports: Sequence[docker.ContainerPortArgs] = ()
+    user: str | None = None
+    capabilities_add: Sequence[str] = ()
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    # Block `pulumi up` until the health check passes, so dependents start against a ready service.
+    wait_healthy: bool = True
+    wait_timeout_seconds: int = 180
+    one_shot: bool = False
+    stop_timeout_seconds: int = 30
+
+
+def labels(role: str, component: str, stack: str, extra: dict[str, str] | None = None) -> list[docker.ContainerLabelArgs]:
+    values = {"medisys.role": role, "medisys.component": component, "medisys.stack": stack, **(extra or {})}
+    return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]
+
+
+def service_container(name: str, container_name: str, component: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> docker.Container:
+    stack = pulumi.get_stack()
+    healthcheck = None
+    if spec.healthcheck is not None:
+        healthcheck = docker.ContainerHealthcheckArgs(
+            tests=["CMD", *spec.healthcheck], interval="5s", timeout="3s", retries=5, start_period="10s"
+        )
+    extra_labels = {"medisys.one-shot": "true"} if spec.one_shot else None
+    return docker.Container(
+        name,
+        name=container_name,
+        image=spec.image,
+        command=list(spec.command) if spec.command else None,
+        entrypoints=list(spec.entrypoint) if spec.entrypoint else None,
+        envs=list(spec.envs) or None,
+        user=spec.user,
+        hostname=container_name,
+        labels=labels(spec.role, component, stack, extra_labels),
+        memory=spec.resources.memory_mb,
+        # Equal to memory: no swap, so a memory leak is an OOM kill, not a slow host.
+        memory_swap=spec.resources.memory_mb,
+        cpus=f"{spec.resources.cpus:g}",
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(name=a.network.name, ipv4_address=a.address, aliases=list(a.aliases) or None)
+            for a in spec.attachments
+        ],
+        uploads=[
+            docker.ContainerUploadArgs(file=f.path, content=f.content, executable=f.executable or None) for f in spec.files
+        ]
+        or None,
+        volumes=list(spec.volumes) or None,
+        ports=list(spec.ports) or None,
+        healthcheck=healthcheck,
+        restart="no" if spec.one_shot else "unless-stopped",
+        must_run=not spec.one_shot,
+        # A one-shot job must have finished successfully before `up` carries on.
+        attach=True if spec.one_shot else None,
+        logs=True if spec.one_shot else None,
+        rm=False,
+        wait=spec.wait_healthy and not spec.one_shot,
+        wait_timeout=spec.wait_timeout_seconds,
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(spec.capabilities_add) or None),
+        security_opts=["no-new-privileges:true"],
+        tmpfs=spec.tmpfs or None,
+        log_driver="json-file",
+        log_opts={"max-size": "10m", "max-file": "3"},
+        stop_timeout=spec.stop_timeout_seconds,
+        opts=opts,
+    )

@@ -1,0 +1,39 @@
+"""The four network segments. Only the DMZ and production segments reach beyond the host."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from config import SEGMENTS, Networks
+
+# Database and management traffic never leaves the host: Docker gives internal networks no
+# gateway route out, so a compromised data service cannot call home.
+INTERNAL_SEGMENTS = frozenset({"database", "management"})
+
+
+class SegmentedNetworks(pulumi.ComponentResource):
+    """DMZ, production, database and management networks with fixed subnets."""
+
+    def __init__(self, name: str, args: Networks, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("medisys:platform:SegmentedNetworks", name, None, opts)
+        self.plan = args
+        self.segments: dict[str, docker.Network] = {}
+        for segment in SEGMENTS:
+            subnet = getattr(args, segment)
+            self.segments[segment] = docker.Network(
+                f"{name}-{segment}",
+                name=f"{name}-{segment}",
+                driver="bridge",
+                internal=segment in INTERNAL_SEGMENTS,
+                ipam_configs=[docker.NetworkIpamConfigArgs(subnet=str(subnet), gateway=str(subnet.network_address + 1))],
+                labels=[
+                    docker.NetworkLabelArgs(label="medisys.segment", value=segment),
+                    docker.NetworkLabelArgs(label="medisys.stack", value=pulumi.get_stack()),
+                ],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({f"{s}_network": n.name for s, n in self.segments.items()})
+
+    def __getitem__(self, segment: str) -> docker.Network:
+        return self.segments[segment]

@@ -1,0 +1,206 @@
+"""The stack configuration: every setting the program reads, validated before anything is built.
+
+Pulumi.<stack>.yaml holds one object per tier under the `medisys` namespace. `load` turns the
+raw dictionaries into one frozen `StackConfig`, or raises `ConfigError` listing every bad field
+with the fix. Only `read_stack_config` touches `pulumi.Config`; everything else takes plain
+dicts, so tests never mock Pulumi.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
+TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
+SEGMENTS = ("dmz", "production", "database", "management")
+
+
+class ConfigError(Exception):
+    """Raised with a message naming every invalid field and what to do about it."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(Strict):
+    """Container limits. Docker takes memory in MB and CPUs as a decimal string."""
+
+    memory_mb: int = Field(ge=64, le=262144)
+    cpus: float = Field(gt=0, le=64)
+
+
+class Networks(Strict):
+    dmz: ipaddress.IPv4Network = ipaddress.IPv4Network("192.168.1.0/24")
+    production: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.1.0/24")
+    database: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.2.0/24")
+    management: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.3.0/24")
+
+    @field_validator("*")
+    @classmethod
+    def room_for_hosts(cls, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        # The address plan below uses host numbers up to 60 in every segment.
+        if subnet.prefixlen > 26:
+            raise ValueError(f"{subnet} is too small: use a /26 or larger (the plan needs 60 hosts)")
+        return subnet
+
+    @model_validator(mode="after")
+    def disjoint(self) -> Networks:
+        items = [(name, getattr(self, name)) for name in SEGMENTS]
+        for i, (a_name, a) in enumerate(items):
+            for b_name, b in items[i + 1 :]:
+                if a.overlaps(b):
+                    raise ValueError(f"subnets of {a_name} ({a}) and {b_name} ({b}) overlap: give each segment its own range")
+        return self
+
+    def host(self, segment: str, number: int) -> str:
+        """The fixed address of host `number` in a segment (.1 is Docker's gateway)."""
+        return str(getattr(self, segment).network_address + number)
+
+
+class CertificateSource(Strict):
+    # generated: a private CA made by this program (dev, staging). provided: the certificate and
+    # key come from the secret config keys medisys:lb_certificate and medisys:lb_private_key.
+    mode: Literal["generated", "provided"] = "generated"
+    server_names: list[str] = ["localhost"]
+
+
+class LoadBalancer(Strict):
+    bind_address: ipaddress.IPv4Address = ipaddress.IPv4Address("127.0.0.1")
+    https_port: int = Field(default=8443, ge=1, le=65535)
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    hsts_max_age_seconds: int = Field(default=31536000, ge=0)
+    certificate: CertificateSource = CertificateSource()
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+
+    @model_validator(mode="after")
+    def distinct_ports(self) -> LoadBalancer:
+        if self.https_port == self.http_port:
+            raise ValueError("https_port and http_port must differ")
+        return self
+
+
+class AppServers(Strict):
+    count: int = Field(default=2, ge=2, le=4)
+    image: str | None = None  # None: the reference app built from app/
+    port: int = Field(default=8080, ge=1024, le=65535)
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+
+
+class Postgres(Strict):
+    replicas: int = Field(default=1, ge=1, le=3)
+    database: str = Field(default="medisys", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    max_connections: int = Field(default=100, ge=20, le=5000)
+    # The provider that manages roles reaches the primary here; None publishes nothing (run the
+    # deployment from a host on the database segment or through a tunnel instead).
+    admin_port: int | None = Field(default=None, ge=1024, le=65535)
+    resources: Resources = Resources(memory_mb=1024, cpus=1.0)
+
+
+class Backups(Strict):
+    retention_days: int = Field(default=7, ge=1, le=3650)
+    full_interval_hours: int = Field(default=24, ge=1, le=24)
+    diff_interval_hours: int = Field(default=6, ge=1, le=24)
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+
+
+class Redis(Strict):
+    nodes: int = Field(default=3, ge=3, le=9)
+    maxmemory_mb: int = Field(default=128, ge=16)
+    eviction_policy: Literal[
+        "noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"
+    ] = "allkeys-lru"
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+
+    @model_validator(mode="after")
+    def maxmemory_fits(self) -> Redis:
+        # Headroom for the AOF rewrite fork and client buffers.
+        if self.maxmemory_mb > self.resources.memory_mb * 0.8:
+            raise ValueError(
+                f"maxmemory_mb ({self.maxmemory_mb}) must be at most 80% of resources.memory_mb ({self.resources.memory_mb})"
+            )
+        return self
+
+
+class Receiver(Strict):
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    webhook_url: str = Field(pattern=r"^https?://")
+
+
+class Monitoring(Strict):
+    retention: str = Field(default="15d", pattern=r"^[0-9]+[dhw]$")
+    scrape_interval_seconds: int = Field(default=15, ge=5, le=300)
+    receivers: dict[Literal["critical", "warning"], Receiver] = {}
+    grafana: bool = True
+    resources: Resources = Resources(memory_mb=512, cpus=0.5)
+
+
+class Images(Strict):
+    """Service images, built by scripts/build-images from images/ (or supplied by a registry)."""
+
+    release: str = IMAGE_RELEASE
+    repository: str = "medisys"
+    overrides: dict[str, str] = {}
+
+    @field_validator("overrides")
+    @classmethod
+    def pinned(cls, overrides: dict[str, str]) -> dict[str, str]:
+        for service, ref in overrides.items():
+            if "@sha256:" not in ref and (":" not in ref.rsplit("/", 1)[-1] or ref.endswith(":latest")):
+                raise ValueError(f"{service}: {ref!r} is not pinned: give an explicit tag (not latest) or a digest")
+        return overrides
+
+    def ref(self, service: str) -> str:
+        return self.overrides.get(service, f"{self.repository}/{service}:{self.release}")
+
+
+class StackConfig(Strict):
+    environment: Literal["dev", "staging", "prod"]
+    name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    networks: Networks = Networks()
+    load_balancer: LoadBalancer = LoadBalancer()
+    app: AppServers = AppServers()
+    postgres: Postgres = Postgres()
+    backups: Backups = Backups()
+    redis: Redis = Redis()
+    monitoring: Monitoring = Monitoring()
+    images: Images = Images()
+
+    @model_validator(mode="after")
+    def prod_rules(self) -> StackConfig:
+        if self.environment == "prod" and self.load_balancer.certificate.mode != "provided":
+            raise ValueError("load_balancer.certificate.mode must be 'provided' in prod: set the CA-issued certificate as secret config")
+        return self
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("function-after", "function-before")]
+    return "medisys:" + ".".join(parts) if parts else "medisys"
+
+
+def load(raw: dict[str, Any], stack: str) -> StackConfig:
+    """Validate raw config; raise ConfigError listing every problem at once."""
+    data = {k: v for k, v in raw.items() if v is not None}
+    data.setdefault("name_prefix", f"medisys-{stack}".lower()[:31])
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as err:
+        lines = [f"  - {_field_path(e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise ConfigError(
+            f"invalid configuration for stack '{stack}' ({len(lines)} problem(s)); fix them in Pulumi.{stack}.yaml:\n" + "\n".join(lines)
+        ) from None
+
+
+def read_stack_config() -> StackConfig:
+    """The one place that reads pulumi.Config."""
+    import pulumi
+
+    config = pulumi.Config("medisys")
+    raw: dict[str, Any] = {"environment": config.get("environment"), "name_prefix": config.get("name_prefix")}
+    for tier in TIERS:
+        raw[tier] = config.get_object(tier)
+    return load(raw, pulumi.get_stack())
