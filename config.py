@@ -95,9 +95,12 @@ class Postgres(Strict):
     replicas: int = Field(default=1, ge=1, le=3)
     database: str = Field(default="medisys", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     max_connections: int = Field(default=100, ge=20, le=5000)
-    # The provider that manages roles reaches the primary here; None publishes nothing (run the
-    # deployment from a host on the database segment or through a tunnel instead).
-    admin_port: int | None = Field(default=None, ge=1024, le=65535)
+    # Where pulumi-postgresql reaches the primary to manage roles and databases. None: the
+    # primary's own address on the database segment, which the Docker host itself can reach
+    # (Docker cannot publish ports of containers on internal networks). Staging and prod set a
+    # tunnel or bastion endpoint here.
+    admin_host: str | None = None
+    admin_port: int = Field(default=5432, ge=1, le=65535)
     resources: Resources = Resources(memory_mb=1024, cpus=1.0)
 
 
@@ -161,6 +164,8 @@ class Images(Strict):
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
     name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    # Protected volumes make `pulumi destroy` (or a replacing change) fail instead of deleting data.
+    protect_data: bool = False
     networks: Networks = Networks()
     load_balancer: LoadBalancer = LoadBalancer()
     app: AppServers = AppServers()
@@ -204,3 +209,26 @@ def read_stack_config() -> StackConfig:
     for tier in TIERS:
         raw[tier] = config.get_object(tier)
     return load(raw, pulumi.get_stack())
+
+
+class EdgeCertificate:
+    """The load balancer's certificate and key (secret), when supplied rather than generated."""
+
+    def __init__(self, certificate_pem: Any, private_key_pem: Any) -> None:
+        self.certificate_pem = certificate_pem
+        self.private_key_pem = private_key_pem
+
+
+def read_edge_certificate(cfg: StackConfig) -> EdgeCertificate | None:
+    """In `provided` mode both secrets must be set; in `generated` mode the program issues one."""
+    if cfg.load_balancer.certificate.mode != "provided":
+        return None
+    import pulumi
+
+    config = pulumi.Config("medisys")
+    values = {key: config.get_secret(key) for key in ("lb_certificate", "lb_private_key")}
+    missing = [key for key, value in values.items() if value is None]
+    if missing:
+        fixes = "\n".join(f"  - medisys:{key} is not set: run `pulumi config set --secret medisys:{key} < FILE.pem`" for key in missing)
+        raise ConfigError(f"the load balancer certificate is 'provided' but secret config is missing:\n{fixes}")
+    return EdgeCertificate(values["lb_certificate"], values["lb_private_key"])

@@ -108,5 +108,7 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         log_driver="json-file",
         log_opts={"max-size": "10m", "max-file": "3"},
         stop_timeout=spec.stop_timeout_seconds,
+        # Removal stops the container first, so a server being scaled away drains its requests.
+        destroy_grace_seconds=spec.stop_timeout_seconds,
         opts=opts,
     )

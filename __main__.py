@@ -1,0 +1,33 @@
+"""The platform's topology: reads the stack config once, builds the tiers in order, exports endpoints."""
+
+import pulumi
+
+import config
+from topology import build_topology
+
+try:
+    cfg = config.read_stack_config()
+    edge_certificate = config.read_edge_certificate(cfg)
+except config.ConfigError as error:
+    # One readable message, no traceback, and nothing registered.
+    raise SystemExit(f"error: {error}") from None
+
+platform = build_topology(cfg, edge_certificate)
+
+pulumi.export("https_url", platform.load_balancer.https_url)
+pulumi.export("http_url", f"http://{cfg.load_balancer.bind_address}:{cfg.load_balancer.http_port}")
+pulumi.export("ca_certificate", platform.ca.cert_pem)
+pulumi.export("prometheus_url", platform.monitoring.prometheus_url)
+pulumi.export("postgres_primary", platform.postgres.primary_address)
+pulumi.export("postgres_replicas", platform.postgres.replica_addresses)
+pulumi.export("redis_nodes", platform.redis.addresses)
+pulumi.export("containers", {
+    "load_balancer": platform.load_balancer.container.name,
+    "apps": [c.name for c in platform.apps.containers],
+    "postgres_primary": platform.postgres.primary.name,
+    "postgres_replicas": [c.name for c in platform.postgres.replicas],
+    "backup_agent": platform.backups.agent.name if platform.backups.agent else None,
+    "redis": [c.name for c in platform.redis.nodes],
+    "prometheus": platform.monitoring.prometheus.name,
+    "alertmanager": platform.monitoring.alertmanager.name,
+})

@@ -1,0 +1,340 @@
+"""Observability: Prometheus, Alertmanager, exporters and (when its image is supplied) Grafana.
+
+Everything here lives on the management segment; exporters also join the database segment to
+reach what they measure. Nothing publishes a port.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import yaml
+
+from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.network import SegmentedNetworks
+from components.templates import TEMPLATE_DIR
+from config import Monitoring, Resources
+
+PROMETHEUS_HOST, ALERTMANAGER_HOST, GRAFANA_HOST, BLACKBOX_HOST = 50, 51, 52, 53
+POSTGRES_EXPORTER_HOST, REDIS_EXPORTER_HOST = 41, 42
+PROMETHEUS_PORT, ALERTMANAGER_PORT, GRAFANA_PORT, BLACKBOX_PORT = 9090, 9093, 3000, 9115
+POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT = 9187, 9121
+RULES_DIR = TEMPLATE_DIR / "prometheus" / "rules"
+GRAFANA_DIR = TEMPLATE_DIR / "grafana"
+EXPORTER_RESOURCES = Resources(memory_mb=128, cpus=0.25)
+CA_PATH = "/etc/medisys/tls/ca.crt"
+
+
+@dataclass(frozen=True)
+class ScrapeTargets:
+    """What Prometheus watches, as the other tiers expose it."""
+
+    load_balancer: str  # host:port of HAProxy's metrics on the management segment
+    load_balancer_tls_address: str  # where the blackbox exporter checks the edge certificate
+    load_balancer_server_name: str
+    app_metrics_alias: str
+    app_port: int
+    postgres_servers: Sequence[str]  # host:port
+    postgres_database: str
+    postgres_user: str
+    postgres_password: pulumi.Output[str]
+    redis_nodes: Sequence[str]  # host:port
+    redis_password: pulumi.Output[str]
+    backup_agent: str | None
+    ca_cert_pem: pulumi.Input[str]
+
+
+def _relabel_to_exporter(exporter: str) -> list[dict[str, Any]]:
+    # Multi-target exporters: the scraped address becomes a URL parameter, the exporter is called.
+    return [
+        {"source_labels": ["__address__"], "target_label": "__param_target"},
+        {"source_labels": ["__param_target"], "target_label": "instance"},
+        {"target_label": "__address__", "replacement": exporter},
+    ]
+
+
+def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_host: Any) -> str:
+    exporter = {
+        "postgres": f"{plan_host('management', POSTGRES_EXPORTER_HOST)}:{POSTGRES_EXPORTER_PORT}",
+        "redis": f"{plan_host('management', REDIS_EXPORTER_HOST)}:{REDIS_EXPORTER_PORT}",
+        "blackbox": f"{plan_host('management', BLACKBOX_HOST)}:{BLACKBOX_PORT}",
+    }
+    scrape_configs: list[dict[str, Any]] = [
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
+        {"job_name": "alertmanager", "static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]},
+        {"job_name": "haproxy", "static_configs": [{"targets": [targets.load_balancer]}]},
+        # App servers are found by DNS, so scaling them does not touch this file.
+        {
+            "job_name": "app",
+            "dns_sd_configs": [{"names": [targets.app_metrics_alias], "type": "A", "port": targets.app_port, "refresh_interval": "15s"}],
+        },
+        {
+            "job_name": "postgres",
+            "metrics_path": "/probe",
+            "params": {"auth_module": ["monitoring"]},
+            "static_configs": [{"targets": [f"{s}/{targets.postgres_database}" for s in targets.postgres_servers]}],
+            "relabel_configs": _relabel_to_exporter(exporter["postgres"]),
+        },
+        {
+            "job_name": "redis",
+            "metrics_path": "/scrape",
+            "static_configs": [{"targets": [f"rediss://{n}" for n in targets.redis_nodes]}],
+            "relabel_configs": _relabel_to_exporter(exporter["redis"]),
+        },
+        {
+            "job_name": "blackbox-tls",
+            "metrics_path": "/probe",
+            "params": {"module": ["edge_tls"]},
+            "static_configs": [{"targets": [targets.load_balancer_tls_address]}],
+            "relabel_configs": _relabel_to_exporter(exporter["blackbox"]),
+        },
+    ]
+    if targets.backup_agent:
+        scrape_configs.append({"job_name": "backup", "static_configs": [{"targets": [targets.backup_agent]}]})
+    document = {
+        "global": {"scrape_interval": f"{settings.scrape_interval_seconds}s", "evaluation_interval": f"{settings.scrape_interval_seconds}s"},
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]}]
+        },
+        "rule_files": ["/etc/prometheus/rules/*.yml"],
+        "scrape_configs": scrape_configs,
+    }
+    return "# Rendered by components/monitoring.py. Checked by `promtool check config` in tests/config.\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
+
+
+def render_alertmanager_yml(settings: Monitoring) -> str:
+    """A route per severity. Without configured receivers alerts are kept in Alertmanager only."""
+    receivers: list[dict[str, Any]] = [{"name": "default"}]
+    routes = []
+    for severity, group_wait, repeat in (("critical", "10s", "1h"), ("warning", "1m", "4h")):
+        receiver = settings.receivers.get(severity)
+        name = receiver.name if receiver else "default"
+        if receiver:
+            receivers.append({"name": receiver.name, "webhook_configs": [{"url": receiver.webhook_url, "send_resolved": True}]})
+        routes.append({"matchers": [f'severity="{severity}"'], "receiver": name, "group_wait": group_wait, "repeat_interval": repeat})
+    document = {
+        "route": {"receiver": "default", "group_by": ["alertname", "instance"], "group_interval": "1m", "routes": routes},
+        # A critical alert silences the warning about the same thing.
+        "inhibit_rules": [
+            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["alertname", "instance"]}
+        ],
+        "receivers": receivers,
+    }
+    return "# Rendered by components/monitoring.py. Checked by `amtool check-config` in tests/config.\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
+
+
+def render_blackbox_yml(server_name: str) -> str:
+    module = {"prober": "http", "timeout": "5s", "http": {"method": "GET", "fail_if_not_ssl": True, "tls_config": {"ca_file": CA_PATH, "server_name": server_name}}}
+    return yaml.safe_dump({"modules": {"edge_tls": module}}, sort_keys=False)
+
+
+def postgres_exporter_yml(user: str, password: str) -> str:
+    auth = {"type": "userpass", "userpass": {"username": user, "password": password}, "options": {"sslmode": "verify-full", "sslrootcert": CA_PATH}}
+    return yaml.safe_dump({"auth_modules": {"monitoring": auth}})
+
+
+def redis_password_map(nodes: Sequence[str], password: str) -> str:
+    return json.dumps({f"rediss://{n}": password for n in nodes})
+
+
+def rule_files() -> list[ConfigFile]:
+    return [ConfigFile(f"/etc/prometheus/rules/{p.name}", p.read_text()) for p in sorted(RULES_DIR.glob("*.yml"))]
+
+
+class MonitoringStack(pulumi.ComponentResource):
+    """Prometheus scraping every tier with the platform's alert rules, Alertmanager routing them,
+    exporters for PostgreSQL, Redis and the edge certificate, and Grafana when an image is given."""
+
+    def __init__(
+        self,
+        name: str,
+        args: Monitoring,
+        *,
+        images: dict[str, str],
+        grafana_image: str | None,
+        networks: SegmentedNetworks,
+        targets: ScrapeTargets,
+        grafana_admin_password: pulumi.Output[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("medisys:platform:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        plan = networks.plan
+        mgmt = networks["management"]
+        ca_file = ConfigFile(CA_PATH, targets.ca_cert_pem)
+
+        def on_management(host: int, *aliases: str) -> Attachment:
+            return Attachment(mgmt, plan.host("management", host), aliases)
+
+        def exporter(role: str, host: int, spec_fields: dict[str, Any]) -> docker.Container:
+            spec = ServiceSpec(
+                role=role,
+                resources=EXPORTER_RESOURCES,
+                attachments=[Attachment(networks["database"], plan.host("database", host)), on_management(host)],
+                user="nobody",
+                **spec_fields,
+            )
+            return service_container(f"{name}-{role}", f"{name}-{role}", name, spec, child)
+
+        pg_listen = f"{plan.host('management', POSTGRES_EXPORTER_HOST)}:{POSTGRES_EXPORTER_PORT}"
+        self.postgres_exporter = exporter(
+            "postgres-exporter",
+            POSTGRES_EXPORTER_HOST,
+            {
+                "image": images["postgres-exporter"],
+                "command": ["prometheus-postgres-exporter", "--config.file=/etc/postgres_exporter/postgres_exporter.yml", f"--web.listen-address={pg_listen}"],
+                "healthcheck": ["curl", "-fsS", "-o", "/dev/null", f"http://{pg_listen}/metrics"],
+                "files": [
+                    ConfigFile(
+                        "/etc/postgres_exporter/postgres_exporter.yml",
+                        pulumi.Output.secret(targets.postgres_password.apply(lambda p: postgres_exporter_yml(targets.postgres_user, p))),
+                    ),
+                    ca_file,
+                ],
+            },
+        )
+        redis_listen = f"{plan.host('management', REDIS_EXPORTER_HOST)}:{REDIS_EXPORTER_PORT}"
+        self.redis_exporter = exporter(
+            "redis-exporter",
+            REDIS_EXPORTER_HOST,
+            {
+                "image": images["redis-exporter"],
+                "command": [
+                    "prometheus-redis-exporter",
+                    f"--web.listen-address={redis_listen}",
+                    "--redis.password-file=/etc/redis_exporter/passwords.json",
+                    f"--tls-ca-cert-file={CA_PATH}",
+                    "--is-cluster",
+                ],
+                "healthcheck": ["curl", "-fsS", "-o", "/dev/null", f"http://{redis_listen}/metrics"],
+                "files": [
+                    ConfigFile(
+                        "/etc/redis_exporter/passwords.json",
+                        pulumi.Output.secret(targets.redis_password.apply(lambda p: redis_password_map(targets.redis_nodes, p))),
+                    ),
+                    ca_file,
+                ],
+            },
+        )
+        blackbox_listen = f"{plan.host('management', BLACKBOX_HOST)}:{BLACKBOX_PORT}"
+        self.blackbox = service_container(
+            f"{name}-blackbox",
+            f"{name}-blackbox",
+            name,
+            ServiceSpec(
+                role="blackbox-exporter",
+                image=images["prometheus"],
+                resources=EXPORTER_RESOURCES,
+                attachments=[on_management(BLACKBOX_HOST)],
+                command=["prometheus-blackbox-exporter", "--config.file=/etc/blackbox/blackbox.yml", f"--web.listen-address={blackbox_listen}"],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{blackbox_listen}/metrics"],
+                files=[ConfigFile("/etc/blackbox/blackbox.yml", render_blackbox_yml(targets.load_balancer_server_name)), ca_file],
+                user="prometheus",
+            ),
+            child,
+        )
+
+        self.prometheus_config = render_prometheus_yml(args, targets, plan.host)
+        self.prometheus_address = plan.host("management", PROMETHEUS_HOST)
+        self.prometheus = service_container(
+            f"{name}-prometheus",
+            f"{name}-prometheus",
+            name,
+            ServiceSpec(
+                role="prometheus",
+                image=images["prometheus"],
+                resources=args.resources,
+                attachments=[on_management(PROMETHEUS_HOST, "prometheus")],
+                command=[
+                    "prometheus",
+                    "--config.file=/etc/prometheus/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus",
+                    f"--storage.tsdb.retention.time={args.retention}",
+                    f"--web.listen-address=0.0.0.0:{PROMETHEUS_PORT}",
+                ],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
+                files=[ConfigFile("/etc/prometheus/prometheus.yml", self.prometheus_config), *rule_files()],
+                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "prometheus-data").name, container_path="/prometheus")],
+                user="prometheus",
+            ),
+            child,
+        )
+        self.alertmanager_config = render_alertmanager_yml(args)
+        self.alertmanager = service_container(
+            f"{name}-alertmanager",
+            f"{name}-alertmanager",
+            name,
+            ServiceSpec(
+                role="alertmanager",
+                image=images["alertmanager"],
+                resources=EXPORTER_RESOURCES,
+                attachments=[on_management(ALERTMANAGER_HOST, "alertmanager")],
+                command=[
+                    "prometheus-alertmanager",
+                    "--config.file=/etc/alertmanager/alertmanager.yml",
+                    "--storage.path=/alertmanager",
+                    f"--web.listen-address=0.0.0.0:{ALERTMANAGER_PORT}",
+                    "--cluster.listen-address=",
+                ],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/ready"],
+                files=[ConfigFile("/etc/alertmanager/alertmanager.yml", self.alertmanager_config)],
+                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "alertmanager-data").name, container_path="/alertmanager")],
+                user="prometheus",
+            ),
+            child,
+        )
+        self.grafana = None
+        if grafana_image and grafana_admin_password is not None:
+            self.grafana = self._grafana(name, grafana_image, grafana_admin_password, on_management(GRAFANA_HOST, "grafana"), child)
+        self.prometheus_url = f"http://{self.prometheus_address}:{PROMETHEUS_PORT}"
+        self.register_outputs({"prometheus_url": self.prometheus_url})
+
+    def _volume(self, name: str, role: str) -> docker.Volume:
+        return docker.Volume(
+            f"{name}-{role}",
+            name=f"{name}-{role}",
+            labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _grafana(
+        self, name: str, image: str, admin_password: pulumi.Output[str], attachment: Attachment, child: pulumi.ResourceOptions
+    ) -> docker.Container:
+        provisioning = [
+            ConfigFile(f"/etc/grafana/provisioning/{p.relative_to(GRAFANA_DIR / 'provisioning')}", p.read_text())
+            for p in sorted((GRAFANA_DIR / "provisioning").rglob("*.yml"))
+        ]
+        dashboards = [ConfigFile(f"/var/lib/grafana/dashboards/{p.name}", p.read_text()) for p in sorted((GRAFANA_DIR / "dashboards").glob("*.json"))]
+        return service_container(
+            f"{name}-grafana",
+            f"{name}-grafana",
+            name,
+            ServiceSpec(
+                role="grafana",
+                image=image,
+                resources=EXPORTER_RESOURCES,
+                attachments=[attachment],
+                envs=[
+                    "GF_SECURITY_ADMIN_USER=admin",
+                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password",
+                    "GF_AUTH_ANONYMOUS_ENABLED=false",
+                    "GF_USERS_ALLOW_SIGN_UP=false",
+                    "GF_ANALYTICS_REPORTING_ENABLED=false",
+                    "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+                    "GF_PATHS_PROVISIONING=/etc/grafana/provisioning",
+                ],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
+                files=[ConfigFile("/run/secrets/grafana_admin_password", admin_password), *provisioning, *dashboards],
+                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana")],
+            ),
+            child,
+        )

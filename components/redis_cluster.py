@@ -1,0 +1,125 @@
+"""The cache: a Redis cluster of (at least) three masters on the database segment."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.network import SegmentedNetworks
+from components.pki import InternalCA
+from components.templates import TEMPLATE_DIR, render
+from config import Redis, Resources
+
+PORT = 6379
+FIRST_HOST_NUMBER = 31
+FORMER_HOST_NUMBER = 49
+PASSWORD_LENGTH = 32
+CA_PATH = "/etc/redis/tls/ca.crt"
+# The one-shot job that forms the cluster needs little.
+FORMER_RESOURCES = Resources(memory_mb=64, cpus=0.25)
+
+
+def render_redis_conf(settings: Redis, *, node_name: str, announce_ip: str) -> str:
+    return render(
+        "redis.conf",
+        node_name=node_name,
+        port=PORT,
+        announce_ip=announce_ip,
+        maxmemory_mb=settings.maxmemory_mb,
+        eviction_policy=settings.eviction_policy,
+    )
+
+
+def secrets_conf(password: str) -> str:
+    return f"requirepass {password}\nmasterauth {password}\n"
+
+
+class RedisCluster(pulumi.ComponentResource):
+    """`nodes` Redis masters with TLS, a generated password, AOF on persistent volumes.
+
+    Each node has a fixed address that it announces, so the cluster survives restarts. A
+    one-shot job forms the cluster during `pulumi up`; if it fails the deployment fails, and
+    running it again on a formed cluster changes nothing.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Redis,
+        *,
+        image: str,
+        networks: SegmentedNetworks,
+        ca: InternalCA,
+        protect_data: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("medisys:platform:RedisCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        plan = networks.plan
+        self.password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child).result
+        secret_files = [
+            ConfigFile("/etc/redis/secrets.conf", pulumi.Output.secret(self.password.apply(secrets_conf))),
+            ConfigFile(CA_PATH, ca.cert_pem),
+        ]
+        self.addresses = [plan.host("database", FIRST_HOST_NUMBER + i) for i in range(args.nodes)]
+        self.nodes: list[docker.Container] = []
+        for index, address in enumerate(self.addresses, start=1):
+            node = f"{name}-{index}"
+            cert = ca.issue(f"{node}-tls", node, dns_names=[node], ip_addresses=[address])
+            data = docker.Volume(
+                f"{node}-data",
+                name=f"{node}-data",
+                labels=[docker.VolumeLabelArgs(label="medisys.role", value="redis-data")],
+                opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+            )
+            spec = ServiceSpec(
+                role="redis",
+                image=image,
+                resources=args.resources,
+                attachments=[Attachment(networks["database"], address)],
+                # PING over TLS without the password answers NOAUTH: the node is up and speaking TLS.
+                healthcheck=["sh", "-c", f"redis-cli --tls --cacert {CA_PATH} -h 127.0.0.1 -p {PORT} ping | grep -Eq 'PONG|NOAUTH'"],
+                command=["redis-server", "/etc/redis/redis.conf"],
+                files=[
+                    ConfigFile("/etc/redis/redis.conf", render_redis_conf(args, node_name=node, announce_ip=address)),
+                    ConfigFile("/etc/redis/tls/server.crt", cert.cert_pem),
+                    ConfigFile("/etc/redis/tls/server.key", cert.key_pem),
+                    *secret_files,
+                ],
+                volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
+                user="redis",
+            )
+            self.nodes.append(service_container(node, node, name, spec, child))
+
+        node_list = " ".join(f"{a}:{PORT}" for a in self.addresses)
+        former_spec = ServiceSpec(
+            role="redis-cluster-init",
+            image=image,
+            resources=FORMER_RESOURCES,
+            attachments=[Attachment(networks["database"], plan.host("database", FORMER_HOST_NUMBER))],
+            healthcheck=None,
+            one_shot=True,
+            entrypoint=["/bin/sh", "/usr/local/bin/form-redis-cluster"],
+            # The node IDs make this job run again whenever a node is re-created.
+            envs=[f"NODES={node_list}", pulumi.Output.all(*[n.id for n in self.nodes]).apply(lambda ids: "NODE_IDS=" + ",".join(ids))],
+            files=[
+                ConfigFile("/usr/local/bin/form-redis-cluster", (TEMPLATE_DIR / "form-redis-cluster.sh").read_text(), executable=True),
+                ConfigFile("/run/secrets/redis_password", self.password),
+                ConfigFile(CA_PATH, ca.cert_pem),
+            ],
+            user="redis",
+        )
+        self.former = service_container(
+            f"{name}-former", f"{name}-former", name, former_spec, pulumi.ResourceOptions(parent=self, depends_on=self.nodes)
+        )
+        # The job's exit code decides: a cluster that could not be formed fails `pulumi up`.
+        self.formed = self.former.exit_code.apply(_require_success)
+        self.register_outputs({"addresses": self.addresses, "formed": self.formed})
+
+
+def _require_success(exit_code: int | None) -> bool:
+    if exit_code not in (0, None):
+        raise RuntimeError(f"forming the Redis cluster failed (exit code {exit_code}): see `docker logs` of the former container")
+    return True

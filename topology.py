@@ -1,0 +1,124 @@
+"""The wiring of the tiers: which tier feeds which, and in what order they start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+import config
+from components.app_servers import AppConnections, AppServerTier
+from components.backups import DatabaseBackups
+from components.load_balancer import Backend, LoadBalancerTier
+from components.monitoring import MonitoringStack, ScrapeTargets
+from components.network import SegmentedNetworks
+from components.pki import InternalCA
+from components.postgres import PORT as POSTGRES_PORT
+from components.postgres import PostgresCluster
+from components.redis_cluster import PORT as REDIS_PORT
+from components.redis_cluster import RedisCluster
+
+
+@dataclass(frozen=True)
+class Topology:
+    networks: SegmentedNetworks
+    ca: InternalCA
+    backups: DatabaseBackups
+    postgres: PostgresCluster
+    redis: RedisCluster
+    apps: AppServerTier
+    load_balancer: LoadBalancerTier
+    monitoring: MonitoringStack
+
+
+def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertificate | None) -> Topology:
+    prefix = cfg.name_prefix
+    networks = SegmentedNetworks(prefix, cfg.networks)
+    ca = InternalCA(f"{prefix}-ca", organization="MediSys")
+
+    backups = DatabaseBackups(f"{prefix}-backup", cfg.backups, protect_data=cfg.protect_data)
+    postgres = PostgresCluster(
+        f"{prefix}-pg",
+        cfg.postgres,
+        image=cfg.images.ref("postgres"),
+        networks=networks,
+        ca=ca,
+        backups=backups,
+        protect_data=cfg.protect_data,
+    )
+    backups.start_agent(
+        image=cfg.images.ref("postgres"),
+        networks=networks,
+        data_volume=postgres.data_volume,
+        socket_volume=postgres.socket_volume,
+        primary=postgres.primary,
+    )
+    redis = RedisCluster(
+        f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, ca=ca, protect_data=cfg.protect_data
+    )
+
+    apps = AppServerTier(
+        f"{prefix}-app",
+        cfg.app,
+        image=cfg.app.image or cfg.images.ref("app"),
+        networks=networks,
+        connections=AppConnections(
+            db_primary_host=postgres.primary_address,
+            db_replica_hosts=postgres.replica_addresses,
+            db_port=POSTGRES_PORT,
+            db_name=cfg.postgres.database,
+            db_user=postgres.app_user,
+            db_password=postgres.passwords["app"].result,
+            redis_nodes=[f"{a}:{REDIS_PORT}" for a in redis.addresses],
+            redis_password=redis.password,
+            ca_cert_pem=ca.cert_pem,
+        ),
+        # The apps start once the data tier is ready and the cluster formed.
+        opts=pulumi.ResourceOptions(depends_on=[postgres, redis]),
+    )
+
+    if edge_certificate is None:
+        issued = ca.issue(f"{prefix}-edge-tls", cfg.load_balancer.certificate.server_names[0],
+                          dns_names=cfg.load_balancer.certificate.server_names, ip_addresses=[str(cfg.load_balancer.bind_address)])
+        edge_certificate = config.EdgeCertificate(issued.cert_pem, issued.key_pem)
+    load_balancer = LoadBalancerTier(
+        f"{prefix}-lb",
+        cfg.load_balancer,
+        image=cfg.images.ref("haproxy"),
+        networks=networks,
+        backend=Backend(apps.service_name, apps.port, max_servers=4),
+        certificate_pem=edge_certificate.certificate_pem,
+        private_key_pem=edge_certificate.private_key_pem,
+        opts=pulumi.ResourceOptions(depends_on=[apps]),
+    )
+
+    grafana_image = cfg.images.overrides.get("grafana") if cfg.monitoring.grafana else None
+    if cfg.monitoring.grafana and not grafana_image:
+        pulumi.log.warn("monitoring.grafana is on but no Grafana image is set: set medisys:images.overrides.grafana; Grafana is skipped")
+    monitoring = MonitoringStack(
+        f"{prefix}-mon",
+        cfg.monitoring,
+        images={s: cfg.images.ref(s) for s in ("prometheus", "alertmanager", "postgres-exporter", "redis-exporter")},
+        grafana_image=grafana_image,
+        networks=networks,
+        targets=ScrapeTargets(
+            load_balancer=load_balancer.metrics_target,
+            load_balancer_tls_address=f"https://{load_balancer.management_address}:443/health",
+            load_balancer_server_name=cfg.load_balancer.certificate.server_names[0],
+            app_metrics_alias="app-metrics",
+            app_port=cfg.app.port,
+            postgres_servers=[f"{a}:{POSTGRES_PORT}" for a in [postgres.primary_address, *postgres.replica_addresses]],
+            postgres_database=cfg.postgres.database,
+            postgres_user=postgres.monitoring_user,
+            postgres_password=postgres.passwords["monitoring"].result,
+            redis_nodes=[f"{a}:{REDIS_PORT}" for a in redis.addresses],
+            redis_password=redis.password,
+            backup_agent=backups.metrics_target,
+            ca_cert_pem=ca.cert_pem,
+        ),
+        grafana_admin_password=random.RandomPassword(f"{prefix}-grafana-admin", length=32, special=False).result if grafana_image else None,
+        opts=pulumi.ResourceOptions(depends_on=[load_balancer]),
+    )
+
+    return Topology(networks, ca, backups, postgres, redis, apps, load_balancer, monitoring)
