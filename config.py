@@ -138,7 +138,8 @@ class Monitoring(Strict):
     retention: str = Field(default="15d", pattern=r"^[0-9]+[dhw]$")
     scrape_interval_seconds: int = Field(default=15, ge=5, le=300)
     receivers: dict[Literal["critical", "warning"], Receiver] = {}
-    grafana: bool = True
+    # Grafana needs an image from outside (none is buildable here): set images.overrides.grafana.
+    grafana: bool = False
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
 
 

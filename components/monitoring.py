@@ -180,7 +180,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 role=role,
                 resources=EXPORTER_RESOURCES,
                 attachments=[Attachment(networks["database"], plan.host("database", host)), on_management(host)],
-                user="nobody",
+                user="prometheus",
                 **spec_fields,
             )
             return service_container(f"{name}-{role}", f"{name}-{role}", name, spec, child)

@@ -1,0 +1,37 @@
+# The two commands a new user needs: `make up` (deploy dev) and `make test`. See README.md.
+SHELL := /bin/bash
+STACK ?= dev
+ENV := source .state/env.sh &&
+PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
+
+.PHONY: bootstrap up preview destroy test test-unit images outputs
+
+bootstrap:
+	bash scripts/bootstrap --for up
+
+## Deploy the dev stack (set-up first), then print the endpoints.
+up: bootstrap
+	bash scripts/stack-select $(STACK)
+	$(PULUMI) up --yes --policy-pack policies --policy-pack-config policies/config/$(STACK).json
+	$(PULUMI) stack output
+
+preview: bootstrap
+	bash scripts/stack-select $(STACK)
+	$(PULUMI) preview --policy-pack policies --policy-pack-config policies/config/$(STACK).json
+
+destroy: bootstrap
+	$(PULUMI) destroy --yes
+
+outputs:
+	$(PULUMI) stack output
+
+images:
+	bash scripts/build-images
+
+## Every test layer: unit (mocks), config (real tools), policies, engine (preview and end to end).
+test:
+	bash scripts/bootstrap --for test
+	venv/bin/python -m pytest tests app/tests -ra
+
+test-unit:
+	venv/bin/python -m pytest tests/unit tests/policies app/tests -q

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs inside the image as its default user (build-images --smoke).
+set -e
+postgres --version
+pg_ctl --version
+pgbackrest version
+test -f "$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/17/lib)/pg_stat_statements.so"
+echo "pg_stat_statements: present"
+ls -ld /var/lib/postgresql/data /var/run/postgresql /var/lib/pgbackrest /var/log/pgbackrest /etc/pgbackrest
+tini --version
+jq --version
+busybox --list | grep -qx httpd && echo "busybox httpd: present"
+ls -ld /var/lib/medisys-backup /etc/postgresql/tls
+id
