@@ -36,6 +36,8 @@ class InternalCA(pulumi.ComponentResource):
             f"{name}-root",
             private_key_pem=self.key.private_key_pem,
             is_ca_certificate=True,
+            # Key identifiers let strict verifiers (Python 3.13, OpenSSL 3 strict mode) build the chain.
+            set_subject_key_id=True,
             validity_period_hours=CA_VALIDITY_HOURS,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             subject=tls.SelfSignedCertSubjectArgs(common_name=f"{organization} internal CA", organization=organization),
@@ -62,6 +64,7 @@ class InternalCA(pulumi.ComponentResource):
             ca_cert_pem=self.root.cert_pem,
             validity_period_hours=LEAF_VALIDITY_HOURS,
             early_renewal_hours=LEAF_EARLY_RENEWAL_HOURS,
+            set_subject_key_id=True,
             allowed_uses=["digital_signature", "key_encipherment", "server_auth", "client_auth"],
             opts=self._child,
         )

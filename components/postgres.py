@@ -235,7 +235,7 @@ class PostgresCluster(pulumi.ComponentResource):
         self.database = postgresql.Database(f"{name}-database", name=args.database, owner="postgres", opts=on_primary)
         in_database = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.database])
         postgresql.Extension(f"{name}-pg-stat-statements", name="pg_stat_statements", database=args.database, opts=in_database)
-        postgresql.Schema(f"{name}-app-schema", name=APP_SCHEMA, database=args.database, owner=app_role.name, opts=in_database)
+        app_schema = postgresql.Schema(f"{name}-app-schema", name=APP_SCHEMA, database=args.database, owner=app_role.name, opts=in_database)
         postgresql.Grant(
             f"{name}-app-connect", database=args.database, role=app_role.name, object_type="database", privileges=["CONNECT"], opts=in_database
         )
@@ -251,7 +251,7 @@ class PostgresCluster(pulumi.ComponentResource):
             f"{name}-readonly-schema-usage",
             database=args.database,
             role=readonly_role.name,
-            schema=APP_SCHEMA,
+            schema=app_schema.name,
             object_type="schema",
             privileges=["USAGE"],
             opts=in_database,
@@ -262,7 +262,7 @@ class PostgresCluster(pulumi.ComponentResource):
             database=args.database,
             owner=app_role.name,
             role=readonly_role.name,
-            schema=APP_SCHEMA,
+            schema=app_schema.name,
             object_type="table",
             privileges=["SELECT"],
             opts=in_database,

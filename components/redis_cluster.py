@@ -80,7 +80,7 @@ class RedisCluster(pulumi.ComponentResource):
                 resources=args.resources,
                 attachments=[Attachment(networks["database"], address)],
                 # PING over TLS without the password answers NOAUTH: the node is up and speaking TLS.
-                healthcheck=["sh", "-c", f"redis-cli --tls --cacert {CA_PATH} -h 127.0.0.1 -p {PORT} ping | grep -Eq 'PONG|NOAUTH'"],
+                healthcheck=["sh", "-c", f"redis-cli --tls --cacert {CA_PATH} -h {address} -p {PORT} ping | grep -Eq 'PONG|NOAUTH'"],
                 command=["redis-server", "/etc/redis/redis.conf"],
                 files=[
                     ConfigFile("/etc/redis/redis.conf", render_redis_conf(args, node_name=node, announce_ip=address)),
@@ -102,9 +102,10 @@ class RedisCluster(pulumi.ComponentResource):
             healthcheck=None,
             one_shot=True,
             entrypoint=["/bin/sh", "/usr/local/bin/form-redis-cluster"],
-            # The node IDs make this job run again whenever a node is re-created.
-            envs=[f"NODES={node_list}", pulumi.Output.all(*[n.id for n in self.nodes]).apply(lambda ids: "NODE_IDS=" + ",".join(ids))],
+            envs=[f"NODES={node_list}"],
             files=[
+                # The node IDs make this job run again whenever a node is re-created.
+                ConfigFile("/run/medisys/node-ids", pulumi.Output.all(*[n.id for n in self.nodes]).apply("\n".join)),
                 ConfigFile("/usr/local/bin/form-redis-cluster", (TEMPLATE_DIR / "form-redis-cluster.sh").read_text(), executable=True),
                 ConfigFile("/run/secrets/redis_password", self.password),
                 ConfigFile(CA_PATH, ca.cert_pem),

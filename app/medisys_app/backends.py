@@ -1,0 +1,203 @@
+"""PostgreSQL and Redis cluster access.
+
+psycopg, psycopg_pool and redis are imported when a backend is built, so the
+rest of the package (and its unit tests) works without them.
+"""
+
+import itertools
+import logging
+import threading
+import time
+
+log = logging.getLogger("medisys.backends")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS app.notes (
+    id bigserial PRIMARY KEY,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+)"""
+CONNECT_TIMEOUT = 3  # seconds, per connection attempt
+POOL_TIMEOUT = 5.0  # seconds to wait for a pooled primary connection
+REPLICA_POOL_TIMEOUT = 2.0  # shorter: there is a fallback
+REPLICA_BACKOFF = 10.0  # seconds a failed replica is skipped by reads
+
+
+class BackendUnavailable(Exception):
+    """A backend could not serve the request; the message is safe to return."""
+
+
+def first_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class Database:
+    def __init__(self, settings):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self._psycopg = psycopg
+        self._settings = settings
+        self._rotation = itertools.count()
+        self._replica_down_until = {}
+
+        def pool(name, host):
+            p = ConnectionPool(kwargs=self.connect_kwargs(host), min_size=1, max_size=4,
+                               name=name, timeout=POOL_TIMEOUT, open=False,
+                               check=ConnectionPool.check_connection)
+            p.open(wait=False)  # connects in the background and keeps retrying
+            return p
+
+        self.primary = pool("primary", settings.db_primary_host)
+        self.replicas = [(h, pool(f"replica-{h}", h)) for h in settings.db_replica_hosts]
+
+    def connect_kwargs(self, host):
+        s = self._settings
+        return {
+            "host": host, "port": s.db_port, "dbname": s.db_name, "user": s.db_user,
+            "password": s.db_password, "sslmode": s.db_sslmode,
+            "sslrootcert": s.db_sslrootcert, "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": f"medisys-app/{s.server_name}",
+            "options": "-c search_path=app -c statement_timeout=5000",
+        }
+
+    def ensure_schema(self):
+        with self.primary.connection() as conn:
+            conn.execute(SCHEMA_SQL)
+
+    def insert_note(self, body):
+        try:
+            with self.primary.connection() as conn:
+                row = conn.execute(
+                    "INSERT INTO app.notes (body) VALUES (%s) RETURNING id", (body,)
+                ).fetchone()
+            return row[0]
+        except self._psycopg.Error as exc:
+            log.warning("insert on primary failed: %s", first_line(exc))
+            raise BackendUnavailable("database unavailable") from exc
+
+    def _fetch(self, pool, note_id, timeout):
+        with pool.connection(timeout=timeout) as conn:
+            row = conn.execute("SELECT body FROM app.notes WHERE id = %s", (note_id,)).fetchone()
+        return row[0] if row else None
+
+    def read_note(self, note_id):
+        """Return (body, source) or None; replicas first, then the primary.
+
+        A reachable replica that lacks the row may only be lagging behind, so
+        the primary is asked too before answering "not found". A replica that
+        failed is skipped for REPLICA_BACKOFF seconds so reads stay fast.
+        """
+        if self.replicas:
+            start = next(self._rotation) % len(self.replicas)
+            for host, pool in self.replicas[start:] + self.replicas[:start]:
+                if self._replica_down_until.get(host, 0.0) > time.monotonic():
+                    continue
+                try:
+                    body = self._fetch(pool, note_id, REPLICA_POOL_TIMEOUT)
+                except self._psycopg.Error as exc:
+                    log.warning("read on replica %s failed (skipped for %.0f s): %s",
+                                host, REPLICA_BACKOFF, first_line(exc))
+                    self._replica_down_until[host] = time.monotonic() + REPLICA_BACKOFF
+                    continue
+                if body is not None:
+                    return body, "replica"
+                break
+        try:
+            body = self._fetch(self.primary, note_id, POOL_TIMEOUT)
+        except self._psycopg.Error as exc:
+            log.warning("read on primary failed: %s", first_line(exc))
+            raise BackendUnavailable("database unavailable") from exc
+        return (body, "primary") if body is not None else None
+
+    def _probe(self, host, expect_recovery):
+        """Fresh connection (not pooled), so the check sees the real state."""
+        result = {"host": host, "ok": False}
+        try:
+            with self._psycopg.connect(**self.connect_kwargs(host)) as conn:
+                one, in_recovery = conn.execute("SELECT 1, pg_is_in_recovery()").fetchone()
+            result["in_recovery"] = in_recovery
+            if one != 1:
+                result["error"] = "unexpected answer to SELECT 1"
+            elif in_recovery != expect_recovery:
+                role = "replica" if expect_recovery else "primary"
+                result["error"] = f"configured as {role} but pg_is_in_recovery() = {in_recovery}"
+            else:
+                result["ok"] = True
+        except self._psycopg.Error as exc:
+            result["error"] = first_line(exc)
+        return result
+
+    def check(self):
+        return {
+            "primary": self._probe(self._settings.db_primary_host, False),
+            "replicas": [self._probe(h, True) for h, _ in self.replicas],
+        }
+
+    def close(self):
+        for pool in [self.primary] + [p for _, p in self.replicas]:
+            pool.close(timeout=2)
+
+
+class Cache:
+    def __init__(self, settings):
+        import redis
+        from redis.cluster import ClusterNode, RedisCluster
+
+        self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
+        self._cls = RedisCluster
+        self._kwargs = {
+            "startup_nodes": [ClusterNode(h, p) for h, p in settings.redis_nodes],
+            "username": settings.redis_username, "password": settings.redis_password,
+            "socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True,
+        }
+        if settings.redis_tls:
+            self._kwargs.update(ssl=True, ssl_ca_certs=settings.redis_ca_file,
+                                ssl_cert_reqs="required", ssl_check_hostname=True)
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _cluster(self):
+        # Built on first use: the constructor talks to the cluster and fails if
+        # it is down; a failed attempt is simply retried on the next call.
+        with self._lock:
+            if self._client is None:
+                self._client = self._cls(**self._kwargs)
+            return self._client
+
+    def get(self, key):
+        try:
+            return self._cluster().get(key)
+        except self._errors as exc:
+            raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
+
+    def set(self, key, value, ttl):
+        try:
+            self._cluster().set(key, value, ex=ttl)
+        except self._errors as exc:
+            raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
+
+    def check(self):
+        """Return a list of {"node", "role", "ok", ...}; raises BackendUnavailable."""
+        try:
+            rc = self._cluster()
+            nodes = []
+            for node in rc.get_nodes():
+                entry = {"node": node.name, "role": node.server_type, "ok": False}
+                try:
+                    entry["ping"] = bool(rc.ping(target_nodes=node))
+                    state = rc.cluster_info(target_nodes=node).get("cluster_state")
+                    entry["cluster_state"] = state
+                    entry["ok"] = entry["ping"] and state == "ok"
+                except self._errors as exc:
+                    entry["error"] = first_line(exc)
+                nodes.append(entry)
+            return nodes
+        except self._errors as exc:
+            raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
+
+    def close(self):
+        with self._lock:
+            if self._client is not None:
+                self._client.close()

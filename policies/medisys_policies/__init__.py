@@ -1,0 +1,23 @@
+"""The medisys-platform CrossGuard policies, one module per group.
+
+`ALL_POLICIES` is what `policies/__main__.py` hands to `PolicyPack`. Importing this package
+never starts the policy server, so tests import it freely.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from . import backups, exposure, hardening, meta, secrets, sizing, tls
+
+ALL_POLICIES: list[Policy] = [
+    *tls.POLICIES,
+    *backups.POLICIES,
+    *sizing.POLICIES,
+    *exposure.POLICIES,
+    *hardening.POLICIES,
+    *secrets.POLICIES,
+    *meta.POLICIES,
+]
+
+__all__ = ["ALL_POLICIES"]

@@ -1,0 +1,406 @@
+"""Fixtures for the policy tests: a compliant baseline for every resource of the platform,
+and runners that call a policy the way the analyzer does (props wrapped in the
+unknown-checking proxy, a collecting report_violation).
+
+Each test takes the baseline, changes one thing, and asserts on the message.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from medisys_policies import ALL_POLICIES
+from pulumi_policy import (
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import (
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_STRING_VALUE,
+    unknown_checking_proxy,
+)
+
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+STACK = "prod"
+PREFIX = f"medisys-{STACK}"
+SECRET = "Zq8-never-print-me-7Hx"  # a value that must never appear in a message
+
+UNKNOWN_STRING = UNKNOWN_STRING_VALUE
+UNKNOWN_NUMBER = UNKNOWN_NUMBER_VALUE
+
+HAPROXY_CFG = """\
+global
+    log stdout format raw local0
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend http-in
+    bind *:80
+    http-request redirect scheme https code 301
+
+frontend https-in
+    bind *:443 ssl crt /etc/haproxy/certs/site.pem ssl-min-ver TLSv1.2 alpn h2,http/1.1
+    http-response set-header Strict-Transport-Security "max-age=63072000; includeSubDomains"
+    default_backend app
+
+frontend stats
+    bind 10.40.0.10:8404
+    http-request use-service prometheus-exporter if { path /metrics }
+    stats enable
+    stats uri /stats
+
+backend app
+    balance roundrobin
+    server app1 10.20.0.11:8000 check
+    server app2 10.20.0.12:8000 check
+"""
+
+POSTGRESQL_CONF = """\
+listen_addresses = '*'
+port = 5432
+ssl = on
+ssl_cert_file = '/etc/postgresql/tls/server.crt'
+ssl_key_file = '/etc/postgresql/tls/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = scram-sha-256
+wal_level = replica
+archive_mode = on    # PITR
+archive_command = 'pgbackrest --stanza=medisys archive-push %p'
+"""
+
+PG_HBA_CONF = """\
+# TYPE   DATABASE     USER        ADDRESS        METHOD
+local    all          postgres                   peer
+hostssl  all          all         10.30.0.0/24   scram-sha-256
+hostssl  replication  replicator  10.30.0.0/24   scram-sha-256
+"""
+
+REDIS_CONF = """\
+port 0
+tls-port 6379
+tls-cert-file /etc/redis/tls/redis.crt
+tls-key-file /etc/redis/tls/redis.key
+tls-ca-cert-file /etc/redis/tls/ca.crt
+tls-auth-clients yes
+tls-replication yes
+tls-cluster yes
+cluster-enabled yes
+cluster-config-file /data/nodes.conf
+appendonly yes
+appendfsync everysec
+maxmemory 200mb
+maxmemory-policy noeviction
+include /etc/redis/secrets/auth.conf
+"""
+
+PGBACKREST_CONF = """\
+[global]
+repo1-path=/var/lib/pgbackrest
+repo1-retention-full-type=time
+repo1-retention-full=30
+repo1-cipher-type=aes-256-cbc
+log-level-console=info
+
+[medisys]
+pg1-host=10.30.0.10
+pg1-path=/var/lib/postgresql/data
+"""
+
+SEGMENT_SUBNETS = {
+    "dmz": "10.10.0.0/24",
+    "production": "10.20.0.0/24",
+    "database": "10.30.0.0/24",
+    "management": "10.40.0.0/24",
+}
+
+ROLE_SEGMENTS = {
+    "load-balancer": ["dmz", "production", "management"],
+    "app": ["production", "database", "management"],
+    "postgres-primary": ["database"],
+    "postgres-replica": ["database"],
+    "postgres-backup": ["database"],
+    "redis": ["database"],
+    "redis-cluster-init": ["database"],
+    "postgres-exporter": ["database", "management"],
+    "redis-exporter": ["database", "management"],
+    "prometheus": ["management"],
+    "alertmanager": ["management"],
+    "grafana": ["management"],
+}
+
+
+def upload(path: str, content: str) -> dict[str, Any]:
+    return {"file": path, "content": content}
+
+
+def role_uploads(role: str) -> list[dict[str, Any]]:
+    if role == "load-balancer":
+        return [
+            upload("/etc/haproxy/haproxy.cfg", HAPROXY_CFG),
+            upload("/etc/haproxy/certs/site.pem", UNKNOWN_STRING),  # secret, computed
+        ]
+    if role in ("postgres-primary", "postgres-replica"):
+        files = [
+            upload("/etc/postgresql/postgresql.conf", POSTGRESQL_CONF),
+            upload("/etc/postgresql/pg_hba.conf", PG_HBA_CONF),
+            upload("/etc/postgresql/tls/server.key", UNKNOWN_STRING),
+        ]
+        if role == "postgres-primary":
+            files += [
+                upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
+                upload(
+                    "/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"
+                ),
+            ]
+        return files
+    if role == "postgres-backup":
+        return [
+            upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
+            upload("/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"),
+        ]
+    if role == "redis":
+        return [
+            upload("/etc/redis/redis.conf", REDIS_CONF),
+            upload("/etc/redis/secrets/auth.conf", f"requirepass {SECRET}\nmasterauth {SECRET}\n"),
+        ]
+    return []
+
+
+def container(role: str, name: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Compliant inputs of a container of `role` (camelCase, as the engine sends them)."""
+    name = name or f"{PREFIX}-{role}"
+    props: dict[str, Any] = {
+        "name": name,
+        "image": f"medisys/{role}:2026.11.1",
+        "labels": [
+            {"label": "medisys.role", "value": role},
+            {"label": "medisys.stack", "value": STACK},
+            {"label": "medisys.component", "value": role.split("-", maxsplit=1)[0]},
+        ],
+        "memory": 1024,
+        "cpus": "1.0",
+        "healthcheck": {"tests": ["CMD-SHELL", "true"], "interval": "10s", "retries": 3},
+        "restart": "unless-stopped",
+        "user": "10001:10001",
+        "privileged": False,
+        "publishAllPorts": False,
+        "securityOpts": ["no-new-privileges:true"],
+        "capabilities": {"drops": ["ALL"], "adds": []},
+        "networksAdvanced": [
+            {"name": f"{PREFIX}-{segment}", "aliases": [role]} for segment in ROLE_SEGMENTS[role]
+        ],
+        "envs": [f"MEDISYS_ROLE={role}", "TZ=UTC"],
+        "uploads": role_uploads(role),
+    }
+    if role == "load-balancer":
+        props["ports"] = [
+            {"internal": 443, "external": 443, "ip": "127.0.0.1", "protocol": "tcp"},
+            {"internal": 80, "external": 80, "ip": "127.0.0.1", "protocol": "tcp"},
+        ]
+    if role == "postgres-backup":
+        props["envs"] = props["envs"] + ["BACKUP_FULL_INTERVAL_HOURS=24"]
+        props["volumes"] = [{"volumeName": f"{PREFIX}-backup-repo", "containerPath": "/repo"}]
+    if role == "redis":
+        props["memory"] = 512
+        props["command"] = ["redis-server", "/etc/redis/redis.conf"]
+    if role == "redis-cluster-init":
+        props["restart"] = "no"
+        props.pop("healthcheck")
+    if role == "app":
+        props["envs"] = props["envs"] + [
+            "DATABASE_URL=postgresql://app@medisys-prod-postgres-primary:5432/medisys?sslmode=verify-full",
+            "DATABASE_PASSWORD_FILE=/run/secrets/db-password",
+        ]
+    props.update(overrides)
+    return props
+
+
+def network(segment: str, **overrides: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "name": f"{PREFIX}-{segment}",
+        "driver": "bridge",
+        "internal": segment in ("database", "management"),
+        "ipamConfigs": [{"subnet": SEGMENT_SUBNETS[segment]}],
+        "labels": [
+            {"label": "medisys.segment", "value": segment},
+            {"label": "medisys.stack", "value": STACK},
+        ],
+    }
+    props.update(overrides)
+    return props
+
+
+def volume(role: str, **overrides: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "name": f"{PREFIX}-{role}",
+        "labels": [
+            {"label": "medisys.role", "value": role},
+            {"label": "medisys.stack", "value": STACK},
+        ],
+    }
+    props.update(overrides)
+    return props
+
+
+def random_password(length: int = 32, **overrides: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {"length": length, "special": False}
+    props.update(overrides)
+    return props
+
+
+def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, logical name, props) of a compliant prod stack."""
+    resources: list[tuple[str, str, dict[str, Any]]] = []
+    for segment in SEGMENT_SUBNETS:
+        resources.append((NETWORK, f"net-{segment}", network(segment)))
+    for role in ("postgres-data", "backup-repo", "redis-data"):
+        resources.append((VOLUME, f"vol-{role}", volume(role)))
+    singles = [
+        "load-balancer",
+        "postgres-primary",
+        "postgres-replica",
+        "postgres-backup",
+        "redis-cluster-init",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "postgres-exporter",
+        "redis-exporter",
+    ]
+    for role in singles:
+        resources.append((CONTAINER, role, container(role)))
+    for index in (1, 2):
+        resources.append((CONTAINER, f"app-{index}", container("app", f"{PREFIX}-app-{index}")))
+    for index in (1, 2, 3):
+        resources.append(
+            (CONTAINER, f"redis-{index}", container("redis", f"{PREFIX}-redis-{index}"))
+        )
+    resources.append((RANDOM_PASSWORD, "db-password", random_password(32, result=SECRET)))
+    return resources
+
+
+def urn(resource_type: str, name: str) -> str:
+    return f"urn:pulumi:{STACK}::medisys-platform::{resource_type}::{name}"
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def run_resource(
+    policy: Policy,
+    props: Mapping[str, Any],
+    resource_type: str = CONTAINER,
+    name: str = "res",
+    config: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Validate one resource; returns the violation messages."""
+    assert isinstance(policy, ResourceValidationPolicy)
+    messages: list[str] = []
+    args = ResourceValidationArgs(
+        resource_type,
+        unknown_checking_proxy(copy.deepcopy(dict(props))),
+        urn(resource_type, name),
+        name,
+        _options(),
+        None,
+        dict(config) if config is not None else None,
+    )
+
+    def report(message: str, _urn: str | None = None) -> None:
+        messages.append(message)
+
+    policy.validate(args, report)
+    return messages
+
+
+def policy_resources(resources: list[tuple[str, str, dict[str, Any]]]) -> list[PolicyResource]:
+    return [
+        PolicyResource(
+            resource_type,
+            unknown_checking_proxy(copy.deepcopy(props)),
+            urn(resource_type, name),
+            name,
+            _options(),
+            None,
+            None,
+            [],
+            {},
+        )
+        for resource_type, name, props in resources
+    ]
+
+
+def run_stack(
+    policy: Policy,
+    resources: list[tuple[str, str, dict[str, Any]]],
+    config: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str | None]]:
+    """Validate a stack; returns (message, urn) pairs."""
+    assert isinstance(policy, StackValidationPolicy)
+    found: list[tuple[str, str | None]] = []
+    args = StackValidationArgs(
+        policy_resources(resources), dict(config) if config is not None else None
+    )
+
+    def report(message: str, at: str | None = None) -> None:
+        found.append((message, at))
+
+    policy.validate(args, report)
+    return found
+
+
+def replace(
+    resources: list[tuple[str, str, dict[str, Any]]], name: str, **overrides: Any
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """A copy of a stack with one resource's props overridden."""
+    return [
+        (resource_type, logical, {**props, **overrides} if logical == name else props)
+        for resource_type, logical, props in resources
+    ]
+
+
+def without(
+    resources: list[tuple[str, str, dict[str, Any]]], *names: str
+) -> list[tuple[str, str, dict[str, Any]]]:
+    return [r for r in resources if r[1] not in names]
+
+
+def with_upload(props: dict[str, Any], path: str, content: str) -> dict[str, Any]:
+    """A copy of container props with one upload's content replaced."""
+    uploads = [u for u in props["uploads"] if u["file"] != path] + [upload(path, content)]
+    return {**props, "uploads": uploads}
+
+
+def policy_named(name: str) -> Policy:
+    for policy in ALL_POLICIES:
+        if policy.name == name:
+            return policy
+    raise KeyError(name)
+
+
+def assert_violation(messages: list[str], name: str, *fragments: str) -> str:
+    """Exactly one message mentions all fragments; it names the resource and gives a fix."""
+    hits = [m for m in messages if all(f in m for f in fragments)]
+    assert len(hits) == 1, f"expected one message with {fragments}, got {messages}"
+    message = hits[0]
+    assert f"'{name}'" in message, message
+    assert "Fix: " in message, message
+    return message

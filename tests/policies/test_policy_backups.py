@@ -1,0 +1,207 @@
+"""Backup policies: schedule, retention, encryption, WAL archiving, Redis persistence."""
+
+from __future__ import annotations
+
+import policy_testkit as kit
+from policy_testkit import (
+    assert_violation,
+    baseline_stack,
+    container,
+    replace,
+    run_resource,
+    run_stack,
+    with_upload,
+    without,
+)
+
+SCHEDULE = kit.policy_named("backup-schedule-present")
+RETENTION = kit.policy_named("backup-retention-minimum")
+ENCRYPTED = kit.policy_named("backup-repository-encrypted")
+WAL = kit.policy_named("backup-wal-archiving")
+REDIS = kit.policy_named("backup-redis-persistence")
+PGBACKREST = "/etc/pgbackrest/pgbackrest.conf"
+PG_CONF = "/etc/postgresql/postgresql.conf"
+
+
+def messages(found: list[tuple[str, str | None]]) -> list[str]:
+    return [message for message, _ in found]
+
+
+# --- schedule (stack) --------------------------------------------------------------------------
+
+
+def test_stack_with_backup_container_passes() -> None:
+    assert run_stack(SCHEDULE, baseline_stack()) == []
+
+
+def test_primary_without_backup_container_fails() -> None:
+    found = run_stack(SCHEDULE, without(baseline_stack(), "postgres-backup"))
+    message = assert_violation(messages(found), "postgres-primary", "no postgres-backup")
+    assert found[0][1] == kit.urn(kit.CONTAINER, "postgres-primary")
+    assert "add a pgBackRest backup agent" in message
+
+
+def test_backup_agent_of_its_own_component_counts_for_that_primary_only() -> None:
+    # The program labels the agent with the backups component, not the database's: one
+    # agent still covers one primary, but not two.
+    second = container("postgres-primary", "pg-two")
+    second["labels"] = [*second["labels"][:2], {"label": "medisys.component", "value": "pg2"}]
+    backup = container("postgres-backup")
+    backup["labels"] = [*backup["labels"][:2], {"label": "medisys.component", "value": "backups"}]
+    stack = replace(baseline_stack(), "postgres-backup", labels=backup["labels"])
+    assert run_stack(SCHEDULE, stack) == []
+    found = run_stack(SCHEDULE, [*stack, (kit.CONTAINER, "pg-two", second)])
+    assert len(found) == 1
+    assert "no postgres-backup" in found[0][0]
+
+
+def test_missing_schedule_fails() -> None:
+    stack = replace(baseline_stack(), "postgres-backup", envs=["TZ=UTC"])
+    found = run_stack(SCHEDULE, stack)
+    message = assert_violation(messages(found), "postgres-backup", "BACKUP_FULL_INTERVAL_HOURS")
+    assert "from 1 to 24" in message
+
+
+def test_schedule_longer_than_limit_fails() -> None:
+    stack = replace(baseline_stack(), "postgres-backup", envs=["BACKUP_FULL_INTERVAL_HOURS=48"])
+    found = run_stack(SCHEDULE, stack)
+    assert_violation(messages(found), "postgres-backup", "every 48 hours", "limit is 24")
+    relaxed = run_stack(SCHEDULE, stack, config={"maxFullBackupIntervalHours": 72.0})
+    assert relaxed == []
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def backup_with(conf: str) -> dict[str, object]:
+    return with_upload(container("postgres-backup"), PGBACKREST, conf)
+
+
+def test_retention_of_thirty_days_passes_prod_minimum() -> None:
+    props = container("postgres-backup")
+    assert run_resource(RETENTION, props, name="backup", config={"minRetentionDays": 30}) == []
+
+
+def test_retention_below_minimum_fails() -> None:
+    props = container("postgres-backup")
+    found = run_resource(RETENTION, props, name="backup", config={"minRetentionDays": 35})
+    message = assert_violation(found, "backup", "30 days; the minimum is 35")
+    assert "repo1-retention-full=35" in message
+
+
+def test_count_based_retention_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("retention-full-type=time", "retention-full-type=count")
+    found = run_resource(RETENTION, backup_with(conf), name="backup")
+    assert_violation(found, "backup", "repo1-retention-full-type=time")
+
+
+def test_stanza_overriding_retention_lower_fails() -> None:
+    conf = kit.PGBACKREST_CONF + "repo1-retention-full=2\n"
+    found = run_resource(RETENTION, backup_with(conf), name="backup")
+    assert_violation(found, "backup", "[medisys] keeps full backups for 2 days")
+
+
+def test_missing_retention_fails_for_every_repository() -> None:
+    conf = (
+        "[global]\nrepo1-path=/r1\nrepo2-path=/r2\n"
+        "repo1-retention-full-type=time\nrepo1-retention-full=9\n"
+    )
+    found = run_resource(RETENTION, backup_with(conf), name="backup")
+    assert_violation(found, "backup", "repo2-retention-full-type=time")
+    assert_violation(found, "backup", "does not set repo2-retention-full,")
+
+
+# --- encryption --------------------------------------------------------------------------------
+
+
+def test_encrypted_repository_passes_on_backup_and_primary() -> None:
+    assert run_resource(ENCRYPTED, container("postgres-backup"), name="backup") == []
+    assert run_resource(ENCRYPTED, container("postgres-primary"), name="pg") == []
+
+
+def test_unencrypted_repository_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo1-cipher-type=aes-256-cbc\n", "")
+    found = run_resource(ENCRYPTED, backup_with(conf), name="backup")
+    message = assert_violation(found, "backup", "does not encrypt repository 1")
+    assert "repo1-cipher-type=aes-256-cbc" in message
+
+
+def test_cipher_type_none_in_a_stanza_fails() -> None:
+    conf = kit.PGBACKREST_CONF + "repo1-cipher-type=none\n"
+    found = run_resource(ENCRYPTED, backup_with(conf), name="backup")
+    assert_violation(found, "backup", "does not encrypt repository 1")
+
+
+def test_missing_passphrase_file_fails() -> None:
+    props = container("postgres-backup")
+    props["uploads"] = [u for u in props["uploads"] if "conf.d" not in u["file"]]
+    found = run_resource(ENCRYPTED, props, name="backup")
+    assert_violation(found, "backup", "no cipher passphrase file")
+
+
+def test_backup_container_without_pgbackrest_conf_fails() -> None:
+    found = run_resource(ENCRYPTED, container("postgres-backup", uploads=[]), name="backup")
+    assert_violation(found, "backup", "no upload of /etc/pgbackrest/pgbackrest.conf")
+
+
+def test_containers_without_pgbackrest_are_not_checked() -> None:
+    assert run_resource(ENCRYPTED, container("app"), name="app") == []
+
+
+# --- WAL archiving -----------------------------------------------------------------------------
+
+
+def primary_with(conf: str) -> dict[str, object]:
+    return with_upload(container("postgres-primary"), PG_CONF, conf)
+
+
+def test_archiving_primary_passes() -> None:
+    assert run_resource(WAL, container("postgres-primary"), name="pg") == []
+
+
+def test_replica_is_not_checked_for_archiving() -> None:
+    props = with_upload(container("postgres-replica"), PG_CONF, "ssl = on\n")
+    assert run_resource(WAL, props, name="replica") == []
+
+
+def test_archive_mode_off_fails() -> None:
+    conf = kit.POSTGRESQL_CONF.replace("archive_mode = on", "archive_mode = off")
+    assert_violation(run_resource(WAL, primary_with(conf), name="pg"), "pg", "archive_mode = on")
+
+
+def test_no_op_archive_command_fails() -> None:
+    conf = kit.POSTGRESQL_CONF.replace(
+        "'pgbackrest --stanza=medisys archive-push %p'", "'/bin/true'"
+    )
+    found = run_resource(WAL, primary_with(conf), name="pg")
+    assert_violation(found, "pg", "discards WAL")
+
+
+def test_archive_command_without_pgbackrest_fails() -> None:
+    conf = kit.POSTGRESQL_CONF.replace("pgbackrest --stanza=medisys archive-push", "cp")
+    found = run_resource(WAL, primary_with(conf), name="pg")
+    assert_violation(found, "pg", "does not use pgbackrest")
+
+
+def test_archiving_can_be_switched_off_by_config() -> None:
+    conf = kit.POSTGRESQL_CONF.replace("archive_mode = on", "archive_mode = off")
+    assert run_resource(WAL, primary_with(conf), name="pg", config={"required": False}) == []
+
+
+# --- redis persistence -------------------------------------------------------------------------
+
+
+def test_redis_with_aof_passes() -> None:
+    assert run_resource(REDIS, container("redis"), name="r1") == []
+
+
+def test_redis_without_aof_fails() -> None:
+    conf = kit.REDIS_CONF.replace("appendonly yes", "appendonly no")
+    props = with_upload(container("redis"), "/etc/redis/redis.conf", conf)
+    assert_violation(run_resource(REDIS, props, name="r1"), "r1", "appendonly")
+
+
+def test_redis_appendfsync_no_fails() -> None:
+    conf = kit.REDIS_CONF.replace("appendfsync everysec", "appendfsync no")
+    props = with_upload(container("redis"), "/etc/redis/redis.conf", conf)
+    assert_violation(run_resource(REDIS, props, name="r1"), "r1", "appendfsync no")
