@@ -80,6 +80,10 @@ def _sign(subject: x509.Name, public_key: Any, issuer: x509.Name, issuer_key: An
             builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    # Key identifiers, as pulumi-tls writes them with set_subject_key_id: strict verifiers
+    # (Python 3.13's default context) reject a chain without them.
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import subprocess
 import tarfile
 import time
@@ -87,8 +88,8 @@ def container_create_args(inputs: dict[str, Any]) -> list[str]:
     health = inputs.get("healthcheck")
     if health:
         tests = health["tests"]
-        command = json.dumps(tests[1:]) if tests[0] == "CMD" else tests[1]
-        args += ["--health-cmd", command if tests[0] != "CMD" else " ".join(tests[1:])]
+        # The CLI takes a shell string; quoting the exec form keeps every argument intact.
+        args += ["--health-cmd", shlex.join(tests[1:]) if tests[0] == "CMD" else tests[1]]
         for flag, key in (("--health-interval", "interval"), ("--health-timeout", "timeout"), ("--health-start-period", "startPeriod")):
             if health.get(key):
                 args += [flag, health[key]]
@@ -127,6 +128,9 @@ def wait_healthy(name: str, timeout: float) -> None:
         health = (state.get("Health") or {}).get("Status")
         if health == "healthy":
             return
+        if health == "unhealthy":
+            probes = (state.get("Health") or {}).get("Log") or [{}]
+            raise ReplayError(f"{name} is unhealthy; last check said: {probes[-1].get('Output', '').strip()[:500]}")
         if not state.get("Running"):
             raise ReplayError(f"{name} stopped while starting: {docker('logs', '--tail', '30', name, check=False)}")
         time.sleep(1)
@@ -211,7 +215,9 @@ class Replay:
                 self.created.append(("volume", resource.inputs["name"]))
             elif resource.type == CONTAINER:
                 self.created.append(("container", resource.inputs["name"]))
+                started = time.monotonic()
                 run_container(resource.inputs)
+                print(f"[replay] {resource.inputs['name']} ready in {time.monotonic() - started:.1f}s", flush=True)
             elif resource.type.startswith("postgresql:index/"):
                 statement = postgres_statement(resource)
                 if statement:
