@@ -21,6 +21,33 @@ def _number(value):
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
+def resident_memory_bytes(status_path="/proc/self/status"):
+    """This process's resident set size, or None where /proc is not there."""
+    try:
+        with open(status_path) as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_limit_bytes(paths=("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+    """The container's memory limit (cgroup v2 or v1), or None when unlimited or unknown."""
+    for path in paths:
+        try:
+            with open(path) as limit_file:
+                raw = limit_file.read().strip()
+        except OSError:
+            continue
+        # cgroup v1 reports "no limit" as a huge number close to 2**63.
+        if raw.isdigit() and int(raw) < 2**60:
+            return int(raw)
+        return None
+    return None
+
+
 class Metrics:
     def __init__(self, server_name, version=""):
         self.server_name = server_name
@@ -64,4 +91,24 @@ class Metrics:
                 lines.append(f"http_request_duration_seconds_bucket{labels} {count}")
             lines.append(f"http_request_duration_seconds_sum{_labels(route=route)} {_number(hist[-2])}")
             lines.append(f"http_request_duration_seconds_count{_labels(route=route)} {hist[-1]}")
+        lines += self._memory_lines()
         return "\n".join(lines) + "\n"
+
+    def _memory_lines(self):
+        # Lets the platform alert before the container reaches its memory limit.
+        lines = []
+        rss = resident_memory_bytes()
+        if rss is not None:
+            lines += [
+                "# HELP process_resident_memory_bytes Resident memory of the app process.",
+                "# TYPE process_resident_memory_bytes gauge",
+                f"process_resident_memory_bytes {rss}",
+            ]
+        limit = memory_limit_bytes()
+        if limit is not None:
+            lines += [
+                "# HELP app_memory_limit_bytes Memory limit of the app's container.",
+                "# TYPE app_memory_limit_bytes gauge",
+                f"app_memory_limit_bytes {limit}",
+            ]
+        return lines

@@ -67,3 +67,22 @@ def test_concurrent_observations_are_not_lost():
     for t in threads:
         t.join()
     assert 'http_requests_total{method="GET",route="/health",status="200"} 8000' in m.render()
+
+
+def test_memory_limit_reads_cgroup_v2_and_ignores_unlimited(tmp_path):
+    from medisys_app.metrics import memory_limit_bytes
+
+    limited = tmp_path / "memory.max"
+    limited.write_text("268435456\n")
+    assert memory_limit_bytes((str(limited),)) == 268435456
+    unlimited = tmp_path / "unlimited"
+    unlimited.write_text("max\n")
+    assert memory_limit_bytes((str(unlimited),)) is None
+
+
+def test_resident_memory_is_read_from_proc_status(tmp_path):
+    from medisys_app.metrics import resident_memory_bytes
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython3\nVmRSS:\t  2048 kB\n")
+    assert resident_memory_bytes(str(status)) == 2048 * 1024

@@ -104,6 +104,15 @@ write_metrics() {
         echo "# HELP medisys_backup_full_interval_seconds The schedule: a full backup is due this often."
         echo "# TYPE medisys_backup_full_interval_seconds gauge"
         echo "medisys_backup_full_interval_seconds{stanza=\"$STANZA\"} $((BACKUP_FULL_INTERVAL_HOURS * 3600))"
+        local mount column
+        # One family at a time: the text format wants each metric's samples together.
+        for column in size avail; do
+            echo "# HELP medisys_filesystem_${column}_bytes Volume ${column} in bytes, for the data directory and the repository."
+            echo "# TYPE medisys_filesystem_${column}_bytes gauge"
+            for mount in /var/lib/postgresql/data /var/lib/pgbackrest; do
+                echo "medisys_filesystem_${column}_bytes{mount=\"$mount\"} $(df -B1 --output="$column" "$mount" | tail -n 1 | tr -d ' ')"
+            done
+        done
         echo "# HELP medisys_backup_last_run_success Whether the last scheduled backup run succeeded."
         echo "# TYPE medisys_backup_last_run_success gauge"
         echo "medisys_backup_last_run_success{stanza=\"$STANZA\"} $1"

@@ -1,0 +1,24 @@
+"""The stack the live tests deploy: the dev configuration on its own subnets and ports, so it
+never collides with a dev stack running on the same engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LIVE_STACK = "livetest"
+LIVE_OVERRIDES: dict[str, Any] = {
+    "networks": {"dmz": "192.168.211.0/24", "production": "10.211.1.0/24", "database": "10.211.2.0/24", "management": "10.211.3.0/24"},
+    "load_balancer": {"https_port": 18443, "http_port": 18080, "certificate": {"mode": "generated", "server_names": ["localhost"]}},
+    "app": {"count": 2, "resources": {"memory_mb": 256, "cpus": 0.5}},
+    "postgres": {"replicas": 1, "resources": {"memory_mb": 512, "cpus": 0.5}},
+    "backups": {"retention_days": 7},
+    "redis": {"nodes": 3, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
+    "monitoring": {"retention": "1d"},
+}
+
+
+def live_raw_config(**changes: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {"environment": "dev", "name_prefix": f"medisys-{LIVE_STACK}", **LIVE_OVERRIDES}
+    for tier, values in changes.items():
+        raw[tier] = {**raw.get(tier, {}), **values}
+    return raw
