@@ -13,7 +13,6 @@ from config import AppServers
 
 FIRST_HOST_NUMBER = 21
 SERVICE_ALIAS = "app"  # HAProxy resolves this on the production segment
-METRICS_ALIAS = "app-metrics"  # Prometheus resolves this on the management segment
 SECRETS_DIR = "/run/secrets"
 CA_PATH = "/etc/medisys/tls/ca.crt"
 
@@ -74,7 +73,7 @@ class AppServerTier(pulumi.ComponentResource):
         super().__init__("medisys:platform:AppServers", name, None, opts)
         plan = networks.plan
         self.containers = []
-        self.metrics_targets: list[str] = []
+        self.metrics_targets: list[tuple[str, str]] = []  # (server, host:port) for Prometheus
         for index in range(1, args.count + 1):
             server = f"{name}-{index}"
             host = FIRST_HOST_NUMBER + index - 1
@@ -85,7 +84,7 @@ class AppServerTier(pulumi.ComponentResource):
                 attachments=[
                     Attachment(networks["production"], plan.host("production", host), [SERVICE_ALIAS]),
                     Attachment(networks["database"], plan.host("database", host)),
-                    Attachment(networks["management"], plan.host("management", host), [METRICS_ALIAS]),
+                    Attachment(networks["management"], plan.host("management", host)),
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/health"],
                 envs=app_environment(server, args.port, connections),
@@ -98,7 +97,7 @@ class AppServerTier(pulumi.ComponentResource):
                 stop_timeout_seconds=30,
             )
             self.containers.append(service_container(server, server, name, spec, pulumi.ResourceOptions(parent=self)))
-            self.metrics_targets.append(f"{plan.host('management', host)}:{args.port}")
+            self.metrics_targets.append((server, f"{plan.host('management', host)}:{args.port}"))
         self.service_name = SERVICE_ALIAS
         self.port = args.port
         self.register_outputs({"servers": [c.name for c in self.containers]})

@@ -110,5 +110,6 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         stop_timeout=spec.stop_timeout_seconds,
         # Removal stops the container first, so a server being scaled away drains its requests.
         destroy_grace_seconds=spec.stop_timeout_seconds,
-        opts=opts,
+        # A fixed name and address cannot exist twice: a replacement must remove the old one first.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
     )

@@ -37,8 +37,7 @@ class ScrapeTargets:
     load_balancer: str  # host:port of HAProxy's metrics on the management segment
     load_balancer_tls_address: str  # where the blackbox exporter checks the edge certificate
     load_balancer_server_name: str
-    app_metrics_alias: str
-    app_port: int
+    app_servers: Sequence[tuple[str, str]]  # (server name, host:port on the management segment)
     postgres_servers: Sequence[str]  # host:port
     postgres_database: str
     postgres_user: str
@@ -68,10 +67,11 @@ def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_hos
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]},
         {"job_name": "haproxy", "static_configs": [{"targets": [targets.load_balancer]}]},
-        # App servers are found by DNS, so scaling them does not touch this file.
+        # The expected servers are listed, so a stopped one is a target down (and an alert), not a
+        # target that silently disappears. Scaling re-renders this file and restarts Prometheus.
         {
             "job_name": "app",
-            "dns_sd_configs": [{"names": [targets.app_metrics_alias], "type": "A", "port": targets.app_port, "refresh_interval": "15s"}],
+            "static_configs": [{"targets": [address], "labels": {"server": server}} for server, address in targets.app_servers],
         },
         {
             "job_name": "postgres",

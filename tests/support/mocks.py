@@ -7,6 +7,7 @@ also be replayed onto a Docker engine (tests/support/replay.py).
 from __future__ import annotations
 
 import datetime
+import json
 import ipaddress
 import secrets
 from dataclasses import dataclass
@@ -123,6 +124,19 @@ def _computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]
     return {}
 
 
+# Computed outputs per (type, name, inputs): recording the same program twice in one process gives
+# the same passwords and certificates, as a real stack keeps them between updates, so two
+# recordings can be compared like a preview compares old and new state.
+_OUTPUT_CACHE: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
+def _stable_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    key = (type_token, name, json.dumps(inputs, sort_keys=True, default=str))
+    if key not in _OUTPUT_CACHE:
+        _OUTPUT_CACHE[key] = _computed_outputs(type_token, inputs)
+    return _OUTPUT_CACHE[key]
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every registered resource, in registration order (a valid creation order)."""
 
@@ -132,7 +146,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: set[str] = set()
         inputs = unwrap_secrets(dict(args.inputs), "", secret_paths)
-        outputs = {**inputs, **_computed_outputs(args.typ, inputs)}
+        outputs = {**inputs, **_stable_outputs(args.typ, args.name, inputs)}
         self.resources.append(Registered(args.typ, args.name, inputs, outputs, secret_paths))
         return f"{args.name}-id", outputs
 

@@ -192,6 +192,10 @@ def postgres_statement(resource: Registered) -> tuple[str, str] | None:
     return None
 
 
+def comparable(resource: Registered) -> tuple[str, str]:
+    return resource.type, json.dumps(resource.inputs, sort_keys=True, default=str)
+
+
 class Replay:
     """Creates the recorded resources; `destroy` removes everything it created, in reverse."""
 
@@ -222,6 +226,35 @@ class Replay:
                 statement = postgres_statement(resource)
                 if statement:
                     psql(self.primary_container(), *statement)
+
+    def apply(self, new_resources: list[Registered]) -> dict[str, list[str]]:
+        """Moves to a new recording of the program as `pulumi up` would: creates added containers,
+        replaces changed ones (delete first, as the program asks), removes dropped ones (stopping
+        them first, as destroy_grace_seconds makes the provider do). Only containers may differ."""
+        old = {r.name: r for r in self.resources}
+        new = {r.name: r for r in new_resources}
+        changes = {
+            "added": [n for n in new if n not in old],
+            "replaced": [n for n in new if n in old and comparable(old[n]) != comparable(new[n])],
+            "removed": [n for n in reversed(list(old)) if n not in new],
+        }
+        for name in [n for names in changes.values() for n in names]:
+            resource = new.get(name) or old[name]
+            if resource.type != CONTAINER:
+                raise ReplayError(f"the replay only adds, replaces or removes containers, not {resource.type} {name}")
+        for name in changes["replaced"] + changes["removed"]:
+            self._remove_container(old[name].inputs)
+        for name in changes["replaced"] + changes["added"]:
+            self.created.append(("container", new[name].inputs["name"]))
+            run_container(new[name].inputs)
+        self.resources = list(new_resources)
+        return changes
+
+    def _remove_container(self, inputs: dict[str, Any]) -> None:
+        grace = int(inputs.get("destroyGraceSeconds", 0))
+        docker("stop", "--time", str(grace), inputs["name"], timeout=grace + 60)
+        docker("rm", "--volumes", inputs["name"])
+        self.created.remove(("container", inputs["name"]))
 
     def destroy(self) -> None:
         for kind, name in reversed(self.created):

@@ -1,0 +1,94 @@
+"""Data tier, live: streaming replication, a read-only replica, TLS-only access, restorable backups."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests.live.probes import exec_in, http, psql
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASE = "medisys"
+
+
+def write_note(deployment, text: str) -> int:
+    status, _, body = http(f"{deployment.https_url}/api/notes", ca_pem=deployment.ca_pem, method="POST", body={"body": text})
+    assert status == 201, body
+    return json.loads(body)["id"]
+
+
+def test_row_written_through_the_api_reaches_the_replica_within_5_seconds(deployment):
+    text = f"replicated-{uuid.uuid4()}"
+    note = write_note(deployment, text)
+    replica = deployment.one("postgres-replica")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if psql(replica, f"SELECT body FROM app.notes WHERE id = {note}", DATABASE) == text:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the row did not reach the replica within 5 s")
+
+
+def test_primary_shows_the_replica_streaming_through_its_slot(deployment):
+    primary = deployment.one("postgres-primary")
+    assert psql(primary, "SELECT application_name, state FROM pg_stat_replication") == "replica_1|streaming"
+    assert psql(primary, "SELECT slot_name, active FROM pg_replication_slots") == "replica_1|t"
+
+
+def test_replica_refuses_writes(deployment):
+    replica = deployment.one("postgres-replica")
+    result = subprocess.run(
+        ["docker", "exec", replica, "psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", DATABASE, "-c", "CREATE TABLE app.probe (x int)"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "read-only transaction" in result.stderr
+
+
+CONNECT = """
+import sys, psycopg
+password = open('/run/secrets/db_password').read().strip()
+try:
+    psycopg.connect(host=sys.argv[1], dbname='medisys', user='medisys_app', password=password,
+                    sslmode=sys.argv[2], sslrootcert='/etc/medisys/tls/ca.crt', connect_timeout=5).close()
+    print('connected')
+except psycopg.OperationalError as error:
+    print('refused:', error)
+"""
+
+
+def test_connection_without_tls_from_the_app_segment_is_refused(deployment):
+    app = deployment.roles["app"][0]
+    primary_address = deployment.addresses["postgres_primary"]
+    plain = exec_in(app, "python3", "-c", CONNECT, primary_address, "disable")
+    assert plain.startswith("refused:") and "no encryption" in plain
+    verified = exec_in(app, "python3", "-c", CONNECT, primary_address, "verify-full")
+    assert verified.strip() == "connected"
+
+
+def test_backup_is_taken_listed_encrypted_and_retained(deployment):
+    agent = deployment.one("postgres-backup")
+    info = json.loads(exec_in(agent, "pgbackrest", "--stanza=main", "--output=json", "info"))[0]
+    assert info["status"]["code"] == 0, info["status"]
+    assert info["cipher"] == "aes-256-cbc"
+    assert [b["type"] for b in info["backup"]][:1] == ["full"]
+    config = exec_in(agent, "cat", "/etc/pgbackrest/pgbackrest.conf")
+    assert "repo1-retention-full-type=time" in config and "repo1-retention-full=7" in config
+    metrics = exec_in(agent, "cat", "/var/lib/medisys-backup/www/metrics")
+    assert 'medisys_backup_last_success_timestamp_seconds{stanza="main",type="full"}' in metrics
+
+
+def test_backup_restores_into_a_scratch_container_with_the_row(deployment):
+    text = f"restorable-{uuid.uuid4()}"
+    note = write_note(deployment, text)
+    # `check` switches to a new WAL segment and waits until it is archived: the row is in the repository.
+    exec_in(deployment.one("postgres-backup"), "pgbackrest", "--stanza=main", "check")
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "restore-backup"), deployment.prefix, "--sql", f"SELECT body FROM app.notes WHERE id = {note}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == text

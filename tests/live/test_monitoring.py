@@ -1,0 +1,78 @@
+"""Monitoring, live: every target scraped, rules loaded, an outage alerted to Alertmanager."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.live.probes import alertmanager_alerts, docker, prometheus_api
+from tests.live.test_edge import wait_until_in_rotation
+
+EXPECTED_JOBS = {"prometheus", "alertmanager", "haproxy", "app", "postgres", "redis", "blackbox-tls", "backup"}
+
+
+def wait_for(predicate, timeout: float, interval: float = 3.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
+
+
+def test_prometheus_reports_every_target_up(deployment):
+    prometheus = deployment.one("prometheus")
+
+    def down_targets():
+        targets = prometheus_api(prometheus, "/api/v1/targets")["activeTargets"]
+        jobs = {t["labels"]["job"] for t in targets}
+        down = [f"{t['labels']['job']} {t['labels']['instance']}: {t['lastError']}" for t in targets if t["health"] != "up"]
+        return (jobs, down, len([t for t in targets if t["labels"]["job"] == "app"]))
+
+    jobs, down, apps = wait_for(lambda: (lambda r: r if not r[1] and r[0] >= EXPECTED_JOBS else None)(down_targets()), 120, what="all targets up")
+    assert jobs >= EXPECTED_JOBS and down == []
+    assert apps == len(deployment.roles["app"])
+
+
+def test_exporters_see_what_they_measure(deployment):
+    prometheus = deployment.one("prometheus")
+
+    def value(query: str) -> list[float]:
+        return [float(r["value"][1]) for r in prometheus_api(prometheus, f"/api/v1/query?query={query}")["result"]]
+
+    wait_for(lambda: value("pg_up") == [1.0, 1.0], 90, what="pg_up on primary and replica")
+    wait_for(lambda: value("redis_cluster_state") == [1.0, 1.0, 1.0], 90, what="redis_cluster_state on every node")
+    wait_for(lambda: value("probe_success") == [1.0], 90, what="the edge certificate probe")
+    assert value("probe_ssl_earliest_cert_expiry")[0] > time.time() + 14 * 86400
+
+
+def test_rule_files_are_loaded(deployment):
+    groups = prometheus_api(deployment.one("prometheus"), "/api/v1/rules")["groups"]
+    alerts = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
+    assert {"AppServerDown", "HighErrorRate", "HighLatencyP95", "ReplicationLagHigh", "RedisClusterNotOk", "BackupTooOld",
+            "CertificateExpiringSoon", "DiskAlmostFull", "HighMemoryUsage", "DatabaseConnectionFailures"} <= alerts
+
+
+@pytest.mark.slow
+def test_stopping_an_app_server_raises_app_down_in_alertmanager(deployment):
+    victim = deployment.roles["app"][-1]
+    alertmanager = deployment.one("alertmanager")
+    docker("stop", victim)
+    try:
+        firing = wait_for(
+            lambda: [a for a in alertmanager_alerts(alertmanager) if a["labels"]["alertname"] == "AppServerDown"],
+            180, interval=5, what="AppServerDown in Alertmanager",
+        )
+        assert firing[0]["labels"]["severity"] == "critical"
+    finally:
+        docker("start", victim)
+    wait_until_in_rotation(deployment, victim)
+
+
+def test_grafana_needs_an_image_from_outside(deployment):
+    if "grafana" not in deployment.roles:
+        pytest.skip("no Grafana image is buildable here (not in Debian, PyPI or npm as a server): "
+                    "set medisys:images.overrides.grafana and monitoring.grafana to deploy it")

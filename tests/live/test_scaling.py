@@ -1,0 +1,59 @@
+"""Scaling the app servers 2 -> 4 -> 2: only app containers change, and no request fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.live.conftest import record_live
+from tests.live.probes import http
+
+
+class RequestLoop:
+    """Bounded background traffic through the load balancer, collecting any failure."""
+
+    def __init__(self, deployment, seconds: float) -> None:
+        self.deployment, self.seconds = deployment, seconds
+        self.failures: list[str] = []
+        self.served_by: set[str] = set()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            try:
+                status, headers, _ = http(f"{self.deployment.https_url}/", ca_pem=self.deployment.ca_pem)
+                self.served_by.add(headers.get("x-served-by", "?"))
+                if status != 200:
+                    self.failures.append(str(status))
+            except OSError as error:
+                self.failures.append(repr(error))
+            time.sleep(0.05)
+
+    def __enter__(self) -> RequestLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(timeout=self.seconds + 60)
+
+
+def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(deployment):
+    two = [r.inputs["name"] for r in deployment.records.of_type("docker:index/container:Container")]
+    prometheus = deployment.one("prometheus")
+    four_records = record_live(app={"count": 4}).resources
+    with RequestLoop(deployment, seconds=25) as up_loop:
+        changes = deployment.replay.apply(four_records)
+    # The load balancer finds servers by DNS and is untouched; Prometheus gets the new scrape list.
+    assert changes == {"added": [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-4"], "replaced": [prometheus], "removed": []}
+    assert up_loop.failures == []
+
+    with RequestLoop(deployment, seconds=15) as four_loop:
+        pass
+    assert {f"{deployment.prefix}-app-{i}" for i in range(1, 5)} <= four_loop.served_by
+
+    with RequestLoop(deployment, seconds=30) as down_loop:
+        changes = deployment.replay.apply(record_live().resources)
+    assert changes == {"added": [], "replaced": [prometheus], "removed": [f"{deployment.prefix}-app-4", f"{deployment.prefix}-app-3"]}
+    assert down_loop.failures == []
+    assert sorted(r.inputs["name"] for r in deployment.replay.resources if r.type == "docker:index/container:Container") == sorted(two)
