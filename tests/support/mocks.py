@@ -173,3 +173,23 @@ def record(build: Any, stack: str = "dev") -> RecordingMocks:
 
     program()
     return mocks
+
+
+def issue_test_certificates(common_name: str, dns_names: list[str], ip_addresses: list[str]) -> dict[str, str]:
+    """A CA and a leaf signed by it, made the way the mocks make them (for config tests)."""
+    ca_key = _computed_outputs("tls:index/privateKey:PrivateKey", {})["privateKeyPem"]
+    ca_cert = _computed_outputs(
+        "tls:index/selfSignedCert:SelfSignedCert",
+        {"privateKeyPem": ca_key, "isCaCertificate": True, "validityPeriodHours": 24, "subject": {"commonName": "test CA"}},
+    )["certPem"]
+    key = _computed_outputs("tls:index/privateKey:PrivateKey", {})["privateKeyPem"]
+    csr = _computed_outputs(
+        "tls:index/certRequest:CertRequest",
+        {"privateKeyPem": key, "subject": {"commonName": common_name}, "dnsNames": dns_names, "ipAddresses": ip_addresses},
+    )["certRequestPem"]
+    cert = _computed_outputs(
+        "tls:index/locallySignedCert:LocallySignedCert",
+        {"certRequestPem": csr, "caCertPem": ca_cert, "caPrivateKeyPem": ca_key, "validityPeriodHours": 24,
+         "allowedUses": ["server_auth", "client_auth"]},
+    )["certPem"]
+    return {"ca": ca_cert, "cert": cert, "key": key}

@@ -1,0 +1,206 @@
+"""Every configuration file the program renders, accepted (and a broken variant rejected) by the
+real server or tool that reads it, inside the service images the stack runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import config
+from components.backups import render_pgbackrest_conf
+from components.load_balancer import Backend, render_haproxy_cfg
+from components.monitoring import ScrapeTargets, render_alertmanager_yml, render_blackbox_yml, render_prometheus_yml, rule_files
+from components.postgres import render_pg_hba, render_postgresql_conf
+from components.redis_cluster import render_redis_conf
+from tests.config.conftest import run_in_image, write_tree
+from tests.support.mocks import issue_test_certificates
+
+CFG = config.load({"environment": "dev", "monitoring": {"receivers": {"critical": {"name": "pager", "webhook_url": "http://127.0.0.1:9/hook"}}}}, "dev")
+
+
+def haproxy_check(tmp_path: Path, text: str):
+    certs = issue_test_certificates("localhost", ["localhost"], ["127.0.0.1"])
+    root = write_tree(tmp_path / "haproxy", {"haproxy.cfg": text, "certs/server.pem": certs["cert"] + certs["key"]})
+    return run_in_image("haproxy", "haproxy -c -V -f /etc/haproxy/haproxy.cfg", {root: "/etc/haproxy"})
+
+
+def rendered_haproxy() -> str:
+    return render_haproxy_cfg(CFG.load_balancer, Backend("app", 8080, 4), CFG.networks.host("management", 10))
+
+
+def test_haproxy_accepts_the_rendered_configuration(tmp_path):
+    result = haproxy_check(tmp_path, rendered_haproxy())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+def test_haproxy_check_rejects_a_broken_configuration(tmp_path):
+    result = haproxy_check(tmp_path, rendered_haproxy().replace("ssl-min-ver TLSv1.2 alpn", "ssl-min-ver TLSv9 alpn"))
+    assert result.returncode != 0
+
+
+POSTGRES_CHECK = """
+set -e
+initdb -D /tmp/data -U postgres --auth-local=peer >/dev/null
+install -d -m 0700 /var/lib/postgresql/tls
+install -m 0600 /etc/postgresql/tls/server.key /var/lib/postgresql/tls/server.key
+pg_ctl -D /tmp/data -w -l /tmp/log -o "-c config_file=/etc/postgresql/postgresql.conf -c archive_command=/bin/true" start >/dev/null \
+  || { cat /tmp/log; exit 1; }
+q() { psql -h /var/run/postgresql -U postgres -d postgres -qAt -c "$1"; }
+echo "settings_errors=$(q 'SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL')"
+echo "hba_errors=$(q 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')"
+echo "hba_types=$(q "SELECT string_agg(DISTINCT type, ',') FROM pg_hba_file_rules")"
+echo "ssl=$(q 'SHOW ssl')"
+echo "shared_buffers=$(q 'SHOW shared_buffers')"
+echo "preload=$(q 'SHOW shared_preload_libraries')"
+pg_ctl -D /tmp/data -w stop >/dev/null
+"""
+
+
+def postgres_check(tmp_path: Path, conf: str):
+    certs = issue_test_certificates("pg", ["pg"], ["127.0.0.1"])
+    root = write_tree(
+        tmp_path / "postgresql",
+        {
+            "postgresql.conf": conf,
+            "pg_hba.conf": render_pg_hba(CFG.networks.database),
+            "tls/server.crt": certs["cert"],
+            "tls/server.key": certs["key"],
+            "tls/ca.crt": certs["ca"],
+        },
+    )
+    result = run_in_image("postgres", POSTGRES_CHECK, {root: "/etc/postgresql"})
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return result, values
+
+
+@pytest.mark.parametrize("role", ["primary", "replica"])
+def test_postgres_starts_with_the_rendered_configuration(tmp_path, role):
+    kwargs = {"primary_address": "10.0.2.10", "slot": "replica_1"} if role == "replica" else {}
+    result, values = postgres_check(tmp_path, render_postgresql_conf(CFG.postgres, server_role=role, **kwargs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert values["settings_errors"] == "0" and values["hba_errors"] == "0"
+    assert values["hba_types"] == "hostssl,local"
+    assert values["ssl"] == "on"
+    assert values["shared_buffers"] == f"{CFG.postgres.resources.memory_mb // 4}MB"
+    assert values["preload"] == "pg_stat_statements"
+
+
+def test_postgres_reports_a_misspelt_setting(tmp_path):
+    conf = render_postgresql_conf(CFG.postgres, server_role="primary") + "\nshared_bufers = 64MB\n"
+    result, _ = postgres_check(tmp_path, conf)
+    assert result.returncode != 0
+
+
+REDIS_CHECK = """
+redis-server /etc/redis/redis.conf --daemonize yes --logfile /tmp/redis.log >/dev/null || { cat /tmp/redis.log; exit 1; }
+for _ in $(seq 1 50); do [ -S /tmp/x ] || true; redis-cli --tls --cacert /etc/redis/tls/ca.crt -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q NOAUTH && break; sleep 0.1; done
+export REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/secrets.conf)
+cli() { redis-cli --tls --cacert /etc/redis/tls/ca.crt -h 127.0.0.1 -p 6379 "$@"; }
+echo "ping=$(cli ping)"
+echo "maxmemory=$(cli config get maxmemory | tail -n 1)"
+echo "policy=$(cli config get maxmemory-policy | tail -n 1)"
+echo "cluster=$(cli config get cluster-enabled | tail -n 1)"
+echo "aof=$(cli config get appendonly | tail -n 1)"
+echo "plain_port=$(cli config get port | tail -n 1)"
+cat /tmp/redis.log | grep -c 'FATAL' | sed 's/^/fatal=/'
+"""
+
+
+def redis_check(tmp_path: Path, conf: str):
+    certs = issue_test_certificates("redis", ["redis"], ["127.0.0.1"])
+    root = write_tree(
+        tmp_path / "redis",
+        {
+            "redis.conf": conf,
+            "secrets.conf": "requirepass test-password\nmasterauth test-password\n",
+            "tls/server.crt": certs["cert"],
+            "tls/server.key": certs["key"],
+            "tls/ca.crt": certs["ca"],
+        },
+    )
+    result = run_in_image("redis", REDIS_CHECK, {root: "/etc/redis"})
+    return result, dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def test_redis_serves_tls_with_the_rendered_configuration(tmp_path):
+    result, values = redis_check(tmp_path, render_redis_conf(CFG.redis, node_name="node-1", announce_ip="10.0.2.31"))
+    assert values.get("ping") == "PONG", result.stdout + result.stderr
+    assert values["maxmemory"] == str(CFG.redis.maxmemory_mb * 1024 * 1024)
+    assert values["policy"] == CFG.redis.eviction_policy
+    assert (values["cluster"], values["aof"], values["plain_port"]) == ("yes", "yes", "0")
+
+
+def test_redis_refuses_a_broken_configuration(tmp_path):
+    conf = render_redis_conf(CFG.redis, node_name="node-1", announce_ip="10.0.2.31").replace("appendonly yes", "appendonly sometimes")
+    result, values = redis_check(tmp_path, conf)
+    assert values.get("ping") != "PONG"
+    assert "FATAL CONFIG FILE ERROR" in result.stdout + result.stderr
+
+
+def scrape_targets() -> ScrapeTargets:
+    return ScrapeTargets(
+        load_balancer="10.0.3.10:8404",
+        load_balancer_tls_address="https://10.0.3.10:443/health",
+        load_balancer_server_name="localhost",
+        app_servers=[("app-1", "10.0.3.21:8080"), ("app-2", "10.0.3.22:8080")],
+        postgres_servers=["10.0.2.10:5432", "10.0.2.11:5432"],
+        postgres_database="medisys",
+        postgres_user="medisys_monitoring",
+        postgres_password=None,  # type: ignore[arg-type]  # rendering never reads secrets
+        redis_nodes=["10.0.2.31:6379", "10.0.2.32:6379", "10.0.2.33:6379"],
+        redis_password=None,  # type: ignore[arg-type]
+        backup_agent="10.0.3.40:9854",
+        ca_cert_pem="",
+    )
+
+
+def prometheus_tree(tmp_path: Path, prometheus_yml: str) -> Path:
+    files = {"prometheus.yml": prometheus_yml}
+    files |= {f"rules/{Path(f.path).name}": f.content for f in rule_files()}  # type: ignore[misc]
+    return write_tree(tmp_path / "prometheus", files)
+
+
+def test_promtool_accepts_the_rendered_prometheus_configuration(tmp_path):
+    root = prometheus_tree(tmp_path, render_prometheus_yml(CFG.monitoring, scrape_targets(), CFG.networks.host))
+    result = run_in_image("prometheus", "promtool check config /etc/prometheus/prometheus.yml", {root: "/etc/prometheus"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_rejects_a_broken_prometheus_configuration(tmp_path):
+    broken = render_prometheus_yml(CFG.monitoring, scrape_targets(), CFG.networks.host).replace("scrape_interval: 15s", "scrape_interval: soon")
+    root = prometheus_tree(tmp_path, broken)
+    result = run_in_image("prometheus", "promtool check config /etc/prometheus/prometheus.yml", {root: "/etc/prometheus"})
+    assert result.returncode != 0
+
+
+def test_amtool_accepts_the_rendered_alertmanager_configuration(tmp_path):
+    root = write_tree(tmp_path / "am", {"alertmanager.yml": render_alertmanager_yml(CFG.monitoring)})
+    result = run_in_image("alertmanager", "amtool check-config /etc/alertmanager/alertmanager.yml", {root: "/etc/alertmanager"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    routes = run_in_image(
+        "alertmanager",
+        "amtool config routes test --config.file=/etc/alertmanager/alertmanager.yml severity=critical",
+        {root: "/etc/alertmanager"},
+    )
+    assert routes.stdout.strip() == "pager"
+
+
+def test_blackbox_exporter_accepts_its_rendered_configuration(tmp_path):
+    certs = issue_test_certificates("localhost", ["localhost"], [])
+    root = write_tree(tmp_path / "bb", {"blackbox.yml": render_blackbox_yml("localhost"), "ca.crt": certs["ca"]})
+    script = "prometheus-blackbox-exporter --config.check --config.file=/etc/blackbox/blackbox.yml"
+    result = run_in_image("prometheus", script, {root: "/etc/blackbox"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_options(tmp_path):
+    good = render_pgbackrest_conf(CFG.backups)
+    for text, ok in ((good, True), (good.replace("repo1-retention-full=", "repo1-retention-fulll="), False)):
+        root = write_tree(tmp_path / ("good" if ok else "bad"), {"pgbackrest.conf": text, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n"})
+        script = "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main --output=json info"
+        result = run_in_image("postgres", script, {root: "/etc/pgbackrest"})
+        output = result.stdout + result.stderr
+        assert ("invalid option" in output or "unknown option" in output) is not ok, output
