@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 import config
+from tests.support.engine import config_from_raw, temporary_stack, toolchain_status
 from tests.support.mocks import RecordingMocks, record
 from tests.support.replay import CONTAINER, Replay
 from tests.support.stack import LIVE_STACK, live_raw_config
@@ -46,6 +48,13 @@ class Deployment:
     addresses: dict[str, str] = field(default_factory=dict)
     records: RecordingMocks | None = None
     replay: Replay | None = None
+    engine_stack: object | None = None  # pulumi.automation.Stack when deployed by the engine
+
+    def scale(self, app_count: int) -> dict[str, list[str]]:
+        """Changes the app server count; returns the containers added, replaced and removed."""
+        if self.replay is not None:
+            return self.replay.apply(record_live(app={"count": app_count}).resources)
+        return engine_scale(self.engine_stack, app_count)
 
     def one(self, role: str) -> str:
         assert len(self.roles.get(role, [])) == 1, f"expected one {role}, have {self.roles.get(role)}"
@@ -94,19 +103,29 @@ def deployment() -> Iterator[Deployment]:
     if not docker_available():
         pytest.fail("the Docker engine does not answer: run scripts/bootstrap (make test does) first")
     cfg = live_config()
-    prefix = cfg.name_prefix
-    stale = leftovers(prefix)
+    stale = leftovers(cfg.name_prefix)
     if stale:
         pytest.fail(f"a previous live run left {len(stale)} objects ({stale[:3]}...): remove them with `docker rm -f`/`docker network rm`")
+    engine, _ = toolchain_status()
+    deploy = deploy_with_engine if engine and os.environ.get("MEDISYS_DEPLOYER") != "replay" else deploy_with_replay
+    try:
+        yield from deploy(cfg)
+    finally:
+        remaining = leftovers(cfg.name_prefix)
+        assert not remaining, f"destroy left objects behind: {remaining}"
+
+
+def deploy_with_replay(cfg: config.StackConfig) -> Iterator[Deployment]:
+    report_phase("deployer", "replay")
     mocks = record_live()
     replay = Replay(mocks.resources)
     started = time.monotonic()
     try:
         replay.up()
-        report_phase("first up (replay)", time.monotonic() - started)
+        report_phase("first up", time.monotonic() - started)
         yield Deployment(
             deployer="replay",
-            prefix=prefix,
+            prefix=cfg.name_prefix,
             https_port=cfg.load_balancer.https_port,
             http_port=cfg.load_balancer.http_port,
             ca_pem=ca_of(mocks),
@@ -118,15 +137,63 @@ def deployment() -> Iterator[Deployment]:
     finally:
         started = time.monotonic()
         replay.destroy()
-        report_phase("destroy (replay)", time.monotonic() - started)
-        remaining = leftovers(prefix)
-        assert not remaining, f"destroy left objects behind: {remaining}"
+        report_phase("destroy", time.monotonic() - started)
 
 
-def report_phase(name: str, seconds: float) -> None:
-    """Phase timings for the end-to-end report (reports/live-phases.json)."""
+def deploy_with_engine(cfg: config.StackConfig) -> Iterator[Deployment]:
+    report_phase("deployer", "pulumi")
+    started = time.monotonic()
+    with temporary_stack(LIVE_STACK, config_from_raw(live_raw_config())) as stack:
+        result = stack.up(on_output=lambda _: None)
+        report_phase("first up", time.monotonic() - started)
+        yield Deployment(
+            deployer="pulumi",
+            prefix=cfg.name_prefix,
+            https_port=cfg.load_balancer.https_port,
+            http_port=cfg.load_balancer.http_port,
+            ca_pem=result.outputs["ca_certificate"].value,
+            roles=roles_from_labels(LIVE_STACK),
+            addresses={"postgres_primary": result.outputs["postgres_primary"].value},
+            engine_stack=stack,
+        )
+        started = time.monotonic()
+    report_phase("destroy", time.monotonic() - started)
+
+
+def roles_from_labels(stack: str) -> dict[str, list[str]]:
+    listing = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=medisys.stack={stack}", "--format", '{{.Names}} {{.Label "medisys.role"}}'],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    roles: dict[str, list[str]] = {}
+    for line in sorted(listing.splitlines()):
+        name, role = line.split()
+        roles.setdefault(role, []).append(name)
+    return roles
+
+
+def engine_scale(stack: object, app_count: int) -> dict[str, list[str]]:
+    from pulumi import automation as auto
+
+    assert isinstance(stack, auto.Stack)
+    config_file = ROOT / f"Pulumi.{LIVE_STACK}.yaml"
+    config_file.write_text(yaml.safe_dump({"config": config_from_raw(live_raw_config(app={"count": app_count}))}, sort_keys=False))
+    changes: dict[str, list[str]] = {"added": [], "replaced": [], "removed": []}
+    kind = {"create": "added", "replace": "replaced", "delete": "removed"}
+
+    def on_event(event: auto.EngineEvent) -> None:
+        pre = event.resource_pre_event
+        if pre and pre.metadata.type == "docker:index/container:Container" and pre.metadata.op.value in kind:
+            changes[kind[pre.metadata.op.value]].append(pre.metadata.urn.split("::")[-1])
+
+    stack.up(on_event=on_event, on_output=lambda _: None)
+    return changes
+
+
+def report_phase(name: str, value: float | str) -> None:
+    """Phase timings (and the deployer) for the end-to-end report (reports/live-phases.json)."""
     path = Path(os.environ.get("MEDISYS_REPORT_DIR", ROOT / "reports")) / "live-phases.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     phases = json.loads(path.read_text()) if path.exists() else {}
-    phases[name] = round(seconds, 1)
+    phases[name] = round(value, 1) if isinstance(value, float) else value
     path.write_text(json.dumps(phases, indent=2))

@@ -5,8 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.live.conftest import record_live
+from tests.live.conftest import roles_from_labels
+from tests.support.stack import LIVE_STACK
 from tests.live.probes import http
+
+
+def roles_now(deployment) -> dict[str, list[str]]:
+    return roles_from_labels(LIVE_STACK)
 
 
 class RequestLoop:
@@ -39,11 +44,10 @@ class RequestLoop:
 
 
 def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(deployment):
-    two = [r.inputs["name"] for r in deployment.records.of_type("docker:index/container:Container")]
+    two = [n for names in roles_now(deployment).values() for n in names]
     prometheus = deployment.one("prometheus")
-    four_records = record_live(app={"count": 4}).resources
     with RequestLoop(deployment, seconds=25) as up_loop:
-        changes = deployment.replay.apply(four_records)
+        changes = deployment.scale(4)
     # The load balancer finds servers by DNS and is untouched; Prometheus gets the new scrape list.
     assert changes == {"added": [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-4"], "replaced": [prometheus], "removed": []}
     assert up_loop.failures == []
@@ -53,7 +57,7 @@ def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(
     assert {f"{deployment.prefix}-app-{i}" for i in range(1, 5)} <= four_loop.served_by
 
     with RequestLoop(deployment, seconds=30) as down_loop:
-        changes = deployment.replay.apply(record_live().resources)
+        changes = deployment.scale(2)
     assert changes == {"added": [], "replaced": [prometheus], "removed": [f"{deployment.prefix}-app-4", f"{deployment.prefix}-app-3"]}
     assert down_loop.failures == []
-    assert sorted(r.inputs["name"] for r in deployment.replay.resources if r.type == "docker:index/container:Container") == sorted(two)
+    assert sorted(n for names in roles_now(deployment).values() for n in names) == sorted(two)

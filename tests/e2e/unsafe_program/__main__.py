@@ -1,0 +1,57 @@
+"""Test-only program: the platform's topology with one deliberately unsafe change (test:variant).
+
+Changes the config models cannot express (they refuse them) are made with a stack
+transformation, after the components built their resources, exactly as a careless edit would.
+"""
+
+import sys
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import config  # noqa: E402
+from components.load_balancer import CONFIG_PATH as HAPROXY_CFG  # noqa: E402
+from topology import build_topology  # noqa: E402
+
+CONTAINER = "docker:index/container:Container"
+variant = pulumi.Config("test").require("variant")
+
+
+def role_of(props: dict) -> str:
+    for label in props.get("labels") or []:
+        if getattr(label, "label", None) == "medisys.role":
+            return label.value
+    return ""
+
+
+def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    if args.type_ != CONTAINER:
+        return None
+    props, role = dict(args.props), role_of(args.props)
+    if variant == "privileged-container" and role == "app":
+        props["privileged"] = True
+    elif variant == "unpinned-image" and role == "app":
+        props["image"] = "medisys/app:latest"
+    elif variant == "database-port-published" and role == "postgres-primary":
+        props["ports"] = [docker.ContainerPortArgs(internal=5432, external=15432, ip="127.0.0.1")]
+    elif variant == "tls-off" and role == "load-balancer":
+        props["uploads"] = [
+            docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
+            if u.file == HAPROXY_CFG
+            else u
+            for u in props["uploads"]
+        ]
+    else:
+        return None
+    return pulumi.ResourceTransformationResult(props, args.opts)
+
+
+cfg = config.read_stack_config()
+if variant == "one-app-server":
+    # model_copy does not validate: this is the bypass a policy must still catch.
+    cfg = cfg.model_copy(update={"app": cfg.app.model_copy(update={"count": 1})})
+pulumi.runtime.register_stack_transformation(make_unsafe)
+build_topology(cfg, config.read_edge_certificate(cfg))
