@@ -188,6 +188,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "medisys:" + ".".join(parts) if parts else "medisys"
 
 
+def _describe(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown setting: check its spelling against config.py, or remove it"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    given = error.get("input")
+    # Show scalars the user typed; whole sections would only repeat the file.
+    if isinstance(given, (int, float, str)) and error["type"] != "missing":
+        message += f" (got {given!r})"
+    return message
+
+
 def load(raw: dict[str, Any], stack: str) -> StackConfig:
     """Validate raw config; raise ConfigError listing every problem at once."""
     data = {k: v for k, v in raw.items() if v is not None}
@@ -195,7 +206,7 @@ def load(raw: dict[str, Any], stack: str) -> StackConfig:
     try:
         return StackConfig.model_validate(data)
     except ValidationError as err:
-        lines = [f"  - {_field_path(e['loc'])}: {e['msg']}" for e in err.errors()]
+        lines = [f"  - {_field_path(e['loc'])}: {_describe(e)}" for e in err.errors()]
         raise ConfigError(
             f"invalid configuration for stack '{stack}' ({len(lines)} problem(s)); fix them in Pulumi.{stack}.yaml:\n" + "\n".join(lines)
         ) from None

@@ -89,8 +89,8 @@ class AppServerTier(pulumi.ComponentResource):
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/health"],
                 envs=app_environment(server, args.port, connections),
                 files=[
-                    ConfigFile(f"{SECRETS_DIR}/db_password", connections.db_password),
-                    ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password),
+                    ConfigFile(f"{SECRETS_DIR}/db_password", connections.db_password, secret=True),
+                    ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password, secret=True),
                     ConfigFile(CA_PATH, connections.ca_cert_pem),
                 ],
                 user="app",

@@ -50,7 +50,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         # Every container that runs pgbackrest (primary for archive-push, agent) gets both files.
         self.files = [
             ConfigFile(CONFIG_PATH, self.config_text),
-            ConfigFile(CIPHER_PATH, pulumi.Output.secret(cipher.result.apply(lambda p: f"[global]\nrepo1-cipher-pass={p}\n"))),
+            ConfigFile(CIPHER_PATH, cipher.result.apply(lambda p: f"[global]\nrepo1-cipher-pass={p}\n"), secret=True),
         ]
         self.repository_mount = docker.ContainerVolumeArgs(volume_name=self.repository.name, container_path=REPOSITORY_PATH)
         self.agent: docker.Container | None = None

@@ -31,6 +31,7 @@ class ConfigFile:
     path: str
     content: pulumi.Input[str]
     executable: bool = False
+    secret: bool = False  # passwords and keys: kept secret even if the source did not say so
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
             for a in spec.attachments
         ],
         uploads=[
-            docker.ContainerUploadArgs(file=f.path, content=f.content, executable=f.executable or None) for f in spec.files
+            docker.ContainerUploadArgs(
+                file=f.path, content=pulumi.Output.secret(f.content) if f.secret else f.content, executable=f.executable or None
+            )
+            for f in spec.files
         ]
         or None,
         volumes=list(spec.volumes) or None,

@@ -66,7 +66,7 @@ class LoadBalancerTier(pulumi.ComponentResource):
         plan = networks.plan
         self.management_address = plan.host("management", HOST_NUMBER)
         self.config_text = render_haproxy_cfg(args, backend, self.management_address)
-        pem_bundle = pulumi.Output.secret(pulumi.Output.concat(certificate_pem, "\n", private_key_pem, "\n"))
+        pem_bundle = pulumi.Output.concat(certificate_pem, "\n", private_key_pem, "\n")
         spec = ServiceSpec(
             role="load-balancer",
             image=image,
@@ -77,7 +77,7 @@ class LoadBalancerTier(pulumi.ComponentResource):
                 Attachment(networks["management"], self.management_address, ["load-balancer"]),
             ],
             healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"],
-            files=[ConfigFile(CONFIG_PATH, self.config_text), ConfigFile(CERTIFICATE_PATH, pem_bundle)],
+            files=[ConfigFile(CONFIG_PATH, self.config_text), ConfigFile(CERTIFICATE_PATH, pem_bundle, secret=True)],
             ports=[
                 docker.ContainerPortArgs(internal=443, external=args.https_port, ip=str(args.bind_address)),
                 docker.ContainerPortArgs(internal=80, external=args.http_port, ip=str(args.bind_address)),

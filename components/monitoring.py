@@ -196,7 +196,8 @@ class MonitoringStack(pulumi.ComponentResource):
                 "files": [
                     ConfigFile(
                         "/etc/postgres_exporter/postgres_exporter.yml",
-                        pulumi.Output.secret(targets.postgres_password.apply(lambda p: postgres_exporter_yml(targets.postgres_user, p))),
+                        targets.postgres_password.apply(lambda p: postgres_exporter_yml(targets.postgres_user, p)),
+                        secret=True,
                     ),
                     ca_file,
                 ],
@@ -219,7 +220,8 @@ class MonitoringStack(pulumi.ComponentResource):
                 "files": [
                     ConfigFile(
                         "/etc/redis_exporter/passwords.json",
-                        pulumi.Output.secret(targets.redis_password.apply(lambda p: redis_password_map(targets.redis_nodes, p))),
+                        targets.redis_password.apply(lambda p: redis_password_map(targets.redis_nodes, p)),
+                        secret=True,
                     ),
                     ca_file,
                 ],
@@ -333,7 +335,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     "GF_PATHS_PROVISIONING=/etc/grafana/provisioning",
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-                files=[ConfigFile("/run/secrets/grafana_admin_password", admin_password), *provisioning, *dashboards],
+                files=[ConfigFile("/run/secrets/grafana_admin_password", admin_password, secret=True), *provisioning, *dashboards],
                 volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana")],
             ),
             child,

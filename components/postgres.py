@@ -60,7 +60,7 @@ def render_pg_hba(database_subnet: ipaddress.IPv4Network) -> str:
     # TLS and SCRAM for every network connection; the local socket is for the server's own OS user.
     return "\n".join(
         [
-            "# Rendered by components/postgres.py: no trust, no plain-text host lines.",
+            "# Rendered by components/postgres.py: TLS and SCRAM only for network clients.",
             "local   all          all                          peer",
             f"hostssl replication  replicator  {database_subnet}  scram-sha-256",
             f"hostssl all          all         {database_subnet}  scram-sha-256",
@@ -103,7 +103,7 @@ class PostgresCluster(pulumi.ComponentResource):
         common_files = [
             ConfigFile("/etc/postgresql/pg_hba.conf", pg_hba),
             ConfigFile("/etc/postgresql/tls/ca.crt", ca.cert_pem),
-            ConfigFile("/run/secrets/replication_password", self.passwords["replication"].result),
+            ConfigFile("/run/secrets/replication_password", self.passwords["replication"].result, secret=True),
         ]
 
         def volume(role: str, suffix: str) -> docker.Volume:
@@ -116,7 +116,7 @@ class PostgresCluster(pulumi.ComponentResource):
 
         def tls_files(server: str, address: str) -> list[ConfigFile]:
             cert = ca.issue(f"{server}-tls", server, dns_names=[server], ip_addresses=[address])
-            return [ConfigFile("/etc/postgresql/tls/server.crt", cert.cert_pem), ConfigFile("/etc/postgresql/tls/server.key", cert.key_pem)]
+            return [ConfigFile("/etc/postgresql/tls/server.crt", cert.cert_pem), ConfigFile("/etc/postgresql/tls/server.key", cert.key_pem, secret=True)]
 
         def server_spec(role: str, address: str, files: list[ConfigFile], envs: list[str], volumes: list) -> ServiceSpec:
             return ServiceSpec(
@@ -146,7 +146,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 self.primary_address,
                 [
                     ConfigFile("/etc/postgresql/postgresql.conf", render_postgresql_conf(args, server_role="primary")),
-                    ConfigFile("/run/secrets/postgres_password", self.passwords["superuser"].result),
+                    ConfigFile("/run/secrets/postgres_password", self.passwords["superuser"].result, secret=True),
                     *common_files,
                     *tls_files(primary_name, self.primary_address),
                     *backups.files,

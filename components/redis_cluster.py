@@ -60,7 +60,7 @@ class RedisCluster(pulumi.ComponentResource):
         plan = networks.plan
         self.password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child).result
         secret_files = [
-            ConfigFile("/etc/redis/secrets.conf", pulumi.Output.secret(self.password.apply(secrets_conf))),
+            ConfigFile("/etc/redis/secrets.conf", self.password.apply(secrets_conf), secret=True),
             ConfigFile(CA_PATH, ca.cert_pem),
         ]
         self.addresses = [plan.host("database", FIRST_HOST_NUMBER + i) for i in range(args.nodes)]
@@ -85,7 +85,7 @@ class RedisCluster(pulumi.ComponentResource):
                 files=[
                     ConfigFile("/etc/redis/redis.conf", render_redis_conf(args, node_name=node, announce_ip=address)),
                     ConfigFile("/etc/redis/tls/server.crt", cert.cert_pem),
-                    ConfigFile("/etc/redis/tls/server.key", cert.key_pem),
+                    ConfigFile("/etc/redis/tls/server.key", cert.key_pem, secret=True),
                     *secret_files,
                 ],
                 volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
@@ -107,7 +107,7 @@ class RedisCluster(pulumi.ComponentResource):
                 # The node IDs make this job run again whenever a node is re-created.
                 ConfigFile("/run/medisys/node-ids", pulumi.Output.all(*[n.id for n in self.nodes]).apply("\n".join)),
                 ConfigFile("/usr/local/bin/form-redis-cluster", (TEMPLATE_DIR / "form-redis-cluster.sh").read_text(), executable=True),
-                ConfigFile("/run/secrets/redis_password", self.password),
+                ConfigFile("/run/secrets/redis_password", self.password, secret=True),
                 ConfigFile(CA_PATH, ca.cert_pem),
             ],
             user="redis",

@@ -83,3 +83,15 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
         ["postgres-data", "postgres-data", "postgres-socket", "backup-repo", "redis-data", "redis-data", "redis-data",
          "prometheus-data", "alertmanager-data"]
     )
+
+
+def test_every_container_that_receives_a_password_or_key_keeps_its_uploads_secret(run_program):
+    mocks = run_program(lambda: build_topology(dev_config(), None))
+    secret_markers = ("/run/secrets/", ".key", "secrets.conf", "cipher.conf", "passwords.json", "postgres_exporter.yml", "server.pem")
+    checked = 0
+    for c in mocks.of_type(CONTAINER):
+        files = [u["file"] for u in c.inputs.get("uploads", [])]
+        if any(marker in f for f in files for marker in secret_markers):
+            assert "uploads" in c.secret_paths, c.name
+            checked += 1
+    assert checked >= 10

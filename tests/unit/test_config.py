@@ -1,0 +1,96 @@
+"""Configuration errors: each names the field and the fix, all are reported at once, before any
+resource exists."""
+
+from __future__ import annotations
+
+import pytest
+
+import config
+
+
+def error_for(raw: dict, stack: str = "dev") -> str:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"environment": "dev", **raw}, stack)
+    return str(caught.value)
+
+
+def test_defaults_are_the_operations_manual_subnets():
+    cfg = config.load({"environment": "dev"}, "dev")
+    assert (str(cfg.networks.dmz), str(cfg.networks.production), str(cfg.networks.database), str(cfg.networks.management)) == (
+        "192.168.1.0/24", "10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24")
+    assert cfg.name_prefix == "medisys-dev"
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_app_server_count_outside_two_to_four_is_refused(count):
+    message = error_for({"app": {"count": count}})
+    assert "medisys:app.count" in message and "Pulumi.dev.yaml" in message
+
+
+def test_a_redis_cluster_needs_three_masters():
+    assert "medisys:redis.nodes" in error_for({"redis": {"nodes": 2}})
+
+
+def test_redis_maxmemory_must_leave_headroom_in_the_container():
+    message = error_for({"redis": {"maxmemory_mb": 250, "resources": {"memory_mb": 256, "cpus": 0.5}}})
+    assert "medisys:redis" in message and "80%" in message
+
+
+def test_overlapping_subnets_are_refused_with_both_names():
+    message = error_for({"networks": {"database": "10.0.1.0/25"}})
+    assert "production" in message and "database" in message and "overlap" in message
+
+
+def test_a_subnet_too_small_for_the_address_plan_is_refused():
+    assert "medisys:networks.management" in error_for({"networks": {"management": "10.0.3.0/28"}})
+
+
+def test_an_unknown_key_is_refused_not_ignored():
+    assert "medisys:app.replicas" in error_for({"app": {"replicas": 3}})
+
+
+def test_an_unpinned_image_override_is_refused():
+    message = error_for({"images": {"overrides": {"app": "registry.example/app:latest"}}})
+    assert "medisys:images.overrides" in message and "pinned" in message
+
+
+def test_prod_requires_a_provided_edge_certificate():
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"environment": "prod"}, "prod")
+    assert "certificate.mode must be 'provided' in prod" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once():
+    message = error_for({"app": {"count": 9}, "redis": {"nodes": 1}, "backups": {"retention_days": 0}, "postgres": {"replicas": 0}})
+    assert "4 problem(s)" in message
+    for field in ("medisys:app.count", "medisys:redis.nodes", "medisys:backups.retention_days", "medisys:postgres.replicas"):
+        assert field in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"backups": {"full_interval_hours": 48}}, "medisys:backups.full_interval_hours"),
+        ({"redis": {"eviction_policy": "random"}}, "medisys:redis.eviction_policy"),
+        ({"monitoring": {"receivers": {"critical": {"name": "pager", "webhook_url": "ftp://x"}}}}, "webhook_url"),
+        ({"load_balancer": {"https_port": 8080, "http_port": 8080}}, "must differ"),
+        ({"postgres": {"database": "Bad-Name"}}, "medisys:postgres.database"),
+        ({"app": {"resources": {"memory_mb": 16, "cpus": 0.5}}}, "medisys:app.resources.memory_mb"),
+    ],
+)
+def test_each_range_is_validated(raw, field):
+    assert field in error_for(raw)
+
+
+def test_the_three_stack_files_are_valid_configurations():
+    import yaml
+
+    from tests.support.engine import ROOT
+
+    for stack in ("dev", "staging", "prod"):
+        document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        raw = {key.split(":", 1)[1]: value for key, value in document.items() if key.startswith("medisys:")}
+        cfg = config.load(raw, stack)
+        assert cfg.environment == stack
+    assert config.load({"environment": "prod", **{k.split(":", 1)[1]: v for k, v in yaml.safe_load(
+        (ROOT / "Pulumi.prod.yaml").read_text())["config"].items() if k.startswith("medisys:")}}, "prod").backups.retention_days == 30

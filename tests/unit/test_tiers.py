@@ -1,0 +1,193 @@
+"""Each tier under Pulumi mocks: the resources it registers and the properties that matter."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.load_balancer import CONFIG_PATH as HAPROXY_CFG
+from tests.unit.conftest import CONTAINER, NETWORK, dev_config, envs_of, labels_of, uploads_of
+from topology import build_topology
+
+
+@pytest.fixture(scope="module")
+def dev(request):
+    from tests.support.mocks import record
+
+    return record(lambda: build_topology(dev_config(), None))
+
+
+def containers(mocks, role):
+    return [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role]
+
+
+def only(mocks, role):
+    (container,) = containers(mocks, role)
+    return container
+
+
+# networks
+
+
+def test_database_and_management_segments_are_internal_with_configured_subnets(dev):
+    networks = {labels_of(n)["medisys.segment"]: n.inputs for n in dev.of_type(NETWORK)}
+    assert {s: n.get("internal", False) for s, n in networks.items()} == {"dmz": False, "production": False, "database": True, "management": True}
+    assert networks["database"]["ipamConfigs"] == [{"subnet": "10.0.2.0/24", "gateway": "10.0.2.1"}]
+
+
+# load balancer
+
+
+def test_load_balancer_publishes_https_and_http_on_the_configured_address(dev):
+    lb = only(dev, "load-balancer")
+    assert sorted((p["internal"], p["external"], p["ip"]) for p in lb.inputs["ports"]) == [(80, 8080, "127.0.0.1"), (443, 8443, "127.0.0.1")]
+
+
+def test_haproxy_config_enforces_tls12_hsts_redirect_and_checks(dev):
+    cfg = uploads_of(only(dev, "load-balancer"))[HAPROXY_CFG]
+    assert "bind :443 ssl crt /etc/haproxy/certs/server.pem ssl-min-ver TLSv1.2" in cfg
+    assert "Strict-Transport-Security" in cfg
+    assert "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301" in cfg
+    assert "http-check send meth GET uri /health" in cfg and "option redispatch" in cfg
+    assert "server-template app 4 app:8080" in cfg
+    assert "bind 10.0.3.10:8404" in cfg
+
+
+def test_edge_private_key_is_uploaded_only_as_a_secret(dev):
+    lb = only(dev, "load-balancer")
+    # Pulumi keeps secrecy per top-level input: the whole upload list is encrypted in state.
+    assert "uploads" in lb.secret_paths
+    assert "PRIVATE KEY" in uploads_of(lb)["/etc/haproxy/certs/server.pem"]
+
+
+# app servers
+
+
+def test_app_servers_get_connection_settings_and_passwords_as_secret_files(dev):
+    apps = containers(dev, "app")
+    assert [a.inputs["name"] for a in apps] == ["medisys-dev-app-1", "medisys-dev-app-2"]
+    env = envs_of(apps[0])
+    assert env["DB_PRIMARY_HOST"] == "10.0.2.10" and env["DB_REPLICA_HOSTS"] == "10.0.2.11"
+    assert env["REDIS_NODES"] == "10.0.2.31:6379,10.0.2.32:6379,10.0.2.33:6379"
+    assert env["DB_SSLMODE"] == "verify-full"
+    assert "uploads" in apps[0].secret_paths
+    assert {"/run/secrets/db_password", "/run/secrets/redis_password"} <= set(uploads_of(apps[0]))
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_app_server_count_follows_config(count):
+    from tests.support.mocks import record
+
+    mocks = record(lambda: build_topology(dev_config(app={"count": count}), None))
+    assert len(containers(mocks, "app")) == count
+
+
+def test_scaling_changes_no_load_balancer_input():
+    from tests.support.mocks import record
+
+    two = only(record(lambda: build_topology(dev_config(app={"count": 2}), None)), "load-balancer").inputs
+    four = only(record(lambda: build_topology(dev_config(app={"count": 4}), None)), "load-balancer").inputs
+    assert two == four
+
+
+# PostgreSQL and backups
+
+
+def test_replicas_follow_the_primary_over_tls_through_their_own_slots():
+    from tests.support.mocks import record
+
+    mocks = record(lambda: build_topology(dev_config(postgres={"replicas": 2}), None))
+    replicas = containers(mocks, "postgres-replica")
+    assert [envs_of(r)["REPLICATION_SLOT"] for r in replicas] == ["replica_1", "replica_2"]
+    conf = uploads_of(replicas[1])["/etc/postgresql/postgresql.conf"]
+    assert "host=10.0.2.10" in conf and "sslmode=verify-full" in conf and "primary_slot_name = 'replica_2'" in conf
+
+
+def test_pg_hba_allows_only_tls_and_scram(dev):
+    hba = uploads_of(only(dev, "postgres-primary"))["/etc/postgresql/pg_hba.conf"]
+    rules = [line.split() for line in hba.splitlines() if line and not line.startswith("#")]
+    assert {r[0] for r in rules} == {"local", "hostssl"}
+    assert all(r[-1] == "scram-sha-256" for r in rules if r[0] == "hostssl")
+    assert "trust" not in hba
+
+
+def test_primary_archives_wal_to_the_encrypted_repository(dev):
+    primary = uploads_of(only(dev, "postgres-primary"))
+    assert "archive_mode = on" in primary["/etc/postgresql/postgresql.conf"]
+    assert "repo1-cipher-type=aes-256-cbc" in primary["/etc/pgbackrest/pgbackrest.conf"]
+    assert "repo1-retention-full=7" in primary["/etc/pgbackrest/pgbackrest.conf"]
+
+
+def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
+    agent = only(dev, "postgres-backup")
+    assert envs_of(agent)["BACKUP_FULL_INTERVAL_HOURS"] == "24"
+    assert "uploads" in agent.secret_paths
+    assert uploads_of(agent)["/etc/pgbackrest/conf.d/cipher.conf"].startswith("[global]\nrepo1-cipher-pass=")
+    mounts = {v["containerPath"]: v.get("readOnly", False) for v in agent.inputs["volumes"]}
+    assert mounts == {"/var/lib/postgresql/data": True, "/var/run/postgresql": False, "/var/lib/pgbackrest": False}
+
+
+def test_database_objects_are_managed_with_least_privilege(dev):
+    roles = {r.inputs["name"]: r.inputs for r in dev.of_type("postgresql:index/role:Role")}
+    assert set(roles) == {"medisys_app", "medisys_readonly", "medisys_monitoring"}
+    assert roles["medisys_monitoring"]["roles"] == ["pg_monitor"]
+    assert not any(r.get("superuser") for r in roles.values())
+    (extension,) = dev.of_type("postgresql:index/extension:Extension")
+    assert extension.inputs["name"] == "pg_stat_statements"
+    (default_privileges,) = dev.of_type("postgresql:index/defaultPrivileges:DefaultPrivileges")
+    assert default_privileges.inputs["privileges"] == ["SELECT"] and default_privileges.inputs["role"] == "medisys_readonly"
+
+
+def test_every_generated_password_is_long_enough(dev):
+    lengths = [p.inputs["length"] for p in dev.of_type("random:index/randomPassword:RandomPassword")]
+    assert len(lengths) >= 7 and min(lengths) >= 32
+
+
+# Redis
+
+
+def test_redis_nodes_announce_fixed_addresses_and_include_the_secret_password(dev):
+    nodes = containers(dev, "redis")
+    for index, node in enumerate(nodes, start=1):
+        conf = uploads_of(node)["/etc/redis/redis.conf"]
+        assert f"cluster-announce-ip 10.0.2.{30 + index}" in conf and "port 0" in conf and "include /etc/redis/secrets.conf" in conf
+        assert "uploads" in node.secret_paths
+
+
+def test_cluster_forming_job_is_one_shot_and_waits_for_its_result(dev):
+    former = only(dev, "redis-cluster-init")
+    assert former.inputs["attach"] is True and former.inputs["mustRun"] is False and former.inputs["restart"] == "no"
+    assert envs_of(former)["NODES"] == "10.0.2.31:6379 10.0.2.32:6379 10.0.2.33:6379"
+
+
+def test_a_failed_cluster_forming_job_fails_the_deployment():
+    from components.redis_cluster import _require_success
+
+    assert _require_success(0) is True
+    with pytest.raises(RuntimeError, match="forming the Redis cluster failed"):
+        _require_success(1)
+
+
+# monitoring
+
+
+def test_prometheus_scrapes_every_tier_and_loads_the_rules(dev):
+    import yaml
+
+    prometheus = uploads_of(only(dev, "prometheus"))
+    document = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
+    jobs = {job["job_name"]: job for job in document["scrape_configs"]}
+    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "app", "postgres", "redis", "blackbox-tls", "backup"}
+    assert [c["labels"]["server"] for c in jobs["app"]["static_configs"]] == ["medisys-dev-app-1", "medisys-dev-app-2"]
+    assert "/etc/prometheus/rules/medisys.rules.yml" in prometheus
+
+
+def test_grafana_is_deployed_only_with_a_supplied_image():
+    from tests.support.mocks import record
+
+    without = record(lambda: build_topology(dev_config(monitoring={"grafana": True}), None))
+    assert containers(without, "grafana") == []
+    image = "registry.example/grafana:11.3.0"
+    mocks = record(lambda: build_topology(dev_config(monitoring={"grafana": True}, images={"overrides": {"grafana": image}}), None))
+    grafana = only(mocks, "grafana")
+    assert grafana.inputs["image"] == image and "ports" not in grafana.inputs
+    assert envs_of(grafana)["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
