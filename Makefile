@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview destroy test test-unit images outputs
+.PHONY: bootstrap up preview destroy test test-unit images outputs report
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -28,10 +28,19 @@ outputs:
 images:
 	bash scripts/build-images
 
-## Every test layer: unit (mocks), config (real tools), policies, engine (preview and end to end).
+## Every test layer: unit (mocks), config (real tools), policies, live, engine (preview and end to end).
+## The live phases and checks also land in reports/ for `make report`.
 test:
 	bash scripts/bootstrap --for test
-	venv/bin/python -m pytest tests app/tests -ra
+	rm -f reports/live-phases.json
+	venv/bin/python -m pytest tests app/tests -ra --junitxml=reports/live-junit.xml
+
+## Deploy, check and destroy the stack again, then print the phase timings and every live check.
+report:
+	bash scripts/bootstrap --for test
+	rm -f reports/live-phases.json
+	-venv/bin/python -m pytest tests/live tests/e2e -ra --junitxml=reports/live-junit.xml
+	python3 scripts/e2e-report
 
 test-unit:
 	venv/bin/python -m pytest tests/unit tests/policies app/tests -q

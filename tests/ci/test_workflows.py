@@ -1,0 +1,337 @@
+"""The GitHub workflows: actionlint-clean (with shellcheck on every run: block when it is installed),
+and shaped as the platform needs: previews of staging and prod with the policy pack, a prod
+deploy behind an approval, and a prod preview that cannot pass over a policy that did not run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ci.conftest import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+SCRIPTS = ROOT / ".github" / "scripts"
+PULUMI_ACTION = "pulumi/actions@v6"
+ALLOWED_ACTIONS = {"actions/checkout@v4", "actions/setup-python@v5", "actions/upload-artifact@v4", PULUMI_ACTION}
+STACKS = ["staging", "prod"]
+
+
+def workflow(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if s.get("uses") == action]
+
+
+def pulumi_step(job: dict[str, Any], command: str) -> dict[str, Any]:
+    (step,) = [s for s in steps_using(job, PULUMI_ACTION) if s["with"]["command"] == command]
+    return step
+
+
+def index_of(job: dict[str, Any], step: dict[str, Any]) -> int:
+    return job["steps"].index(step)
+
+
+def run_actionlint(actionlint: str, files: list[Path], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [actionlint, "-no-color", "-oneline", *map(str, files)], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# --- actionlint -------------------------------------------------------------------------------------
+
+
+def test_workflows_pass_actionlint(actionlint: str) -> None:
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} >= {"ci.yml", "preview.yml", "deploy.yml"}
+    done = run_actionlint(actionlint, files, ROOT)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_actionlint_reports_a_broken_workflow(actionlint: str, tmp_path: Path) -> None:
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: pull_request\n"
+        "jobs:\n"
+        "  preview:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    needs: build\n"
+        "    steps:\n"
+        "      - uses: pulumi/actions@v6\n"
+        "        with:\n"
+        "          command: preview\n"
+        "          stack-name: prod\n"
+        "          policy-packs: policies\n"
+        "      - run: echo ${{ steps.nope.outputs.output }}\n"
+    )
+    done = run_actionlint(actionlint, [broken], tmp_path)
+    assert done.returncode == 1
+    assert 'input "policy-packs" is not defined in action "pulumi/actions@v6"' in done.stdout
+    assert '"build"' in done.stdout  # the job it needs does not exist
+    assert 'property "nope" is not defined' in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed: actionlint checks run: blocks only with it")
+def test_actionlint_reports_shellcheck_findings_in_run_blocks(actionlint: str, tmp_path: Path) -> None:
+    sloppy = tmp_path / "sloppy.yml"
+    sloppy.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: rm -rf $TARGET/build\n")
+    done = run_actionlint(actionlint, [sloppy], tmp_path)
+    assert done.returncode == 1
+    assert "shellcheck reported issue" in done.stdout and "SC2086" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_workflow_scripts_are_shellcheck_clean() -> None:
+    scripts = [SCRIPTS / "stack-access", SCRIPTS / "check-preview-policies"]
+    done = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+def test_actions_are_pinned_to_known_major_versions() -> None:
+    uses = set()
+    for path in [*WORKFLOWS.glob("*.yml"), *(ROOT / ".github" / "actions").glob("*/action.yml")]:
+        data = yaml.safe_load(path.read_text())
+        jobs = data.get("jobs", {}).values() if "jobs" in data else [data["runs"]]
+        uses |= {s["uses"] for job in jobs for s in job["steps"] if "uses" in s}
+    remote = {u for u in uses if not u.startswith("./")}
+    assert remote <= ALLOWED_ACTIONS, remote - ALLOWED_ACTIONS
+    for local in uses - remote:
+        assert (ROOT / local / "action.yml").is_file(), local
+
+
+# --- preview ----------------------------------------------------------------------------------------
+
+
+def test_preview_runs_on_pull_requests_for_staging_and_prod() -> None:
+    wf = workflow("preview.yml")
+    assert "pull_request" in wf["on"]
+    assert wf["permissions"] == {"contents": "read", "pull-requests": "write"}
+    (job,) = wf["jobs"].values()
+    assert job["strategy"]["matrix"]["stack"] == STACKS
+    assert job["strategy"]["fail-fast"] is False
+    assert "${{ matrix.stack }}" in job["concurrency"]["group"]
+
+
+def test_preview_applies_the_policy_pack_with_each_stacks_config_and_comments() -> None:
+    (job,) = workflow("preview.yml")["jobs"].values()
+    step = pulumi_step(job, "preview")
+    assert step["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert step["with"]["policyPacks"] == "policies"
+    assert step["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
+    assert step["with"]["comment-on-pr"] is True
+    assert step["with"]["edit-pr-comment"] is True
+    assert step["with"]["diff"] is True
+    for stack in STACKS:
+        assert (ROOT / "policies" / "config" / f"{stack}.json").is_file()
+        assert (ROOT / f"Pulumi.{stack}.yaml").is_file()
+
+
+def test_python_dependencies_are_installed_before_every_pulumi_step() -> None:
+    action = yaml.safe_load((ROOT / ".github" / "actions" / "python-deps" / "action.yml").read_text())
+    script = "\n".join(s.get("run", "") for s in action["runs"]["steps"])
+    assert "-r requirements.txt" in script and "policies/venv/bin/pip install" in script and "-r policies/requirements.txt" in script
+    for name in ("preview.yml", "deploy.yml"):
+        for job in workflow(name)["jobs"].values():
+            deps = [i for i, s in enumerate(job["steps"]) if s.get("uses") == "./.github/actions/python-deps"]
+            first_pulumi = min(index_of(job, s) for s in steps_using(job, PULUMI_ACTION))
+            assert deps and deps[0] < first_pulumi, (name, job.get("name"))
+
+
+def test_prod_preview_fails_on_a_policy_that_could_not_run() -> None:
+    (job,) = workflow("preview.yml")["jobs"].values()
+    preview = pulumi_step(job, "preview")
+    guards = [s for s in job["steps"] if "check-preview-policies" in s.get("run", "")]
+    assert len(guards) == 1
+    guard = guards[0]
+    assert index_of(job, guard) > index_of(job, preview)
+    assert guard["env"]["PREVIEW_OUTPUT"] == f"${{{{ steps.{preview['id']}.outputs.output }}}}"
+    assert "if" not in guard  # runs for both stacks: fails for prod, warns for staging
+    assert "can't run policy" in (SCRIPTS / "check-preview-policies").read_text()
+
+
+def test_credentials_are_removed_even_when_a_step_fails() -> None:
+    for name in ("preview.yml", "deploy.yml"):
+        for job in workflow(name)["jobs"].values():
+            opens = [s for s in job["steps"] if "stack-access open" in s.get("run", "")]
+            last = job["steps"][-1]
+            assert opens and "stack-access close" in last["run"] and last["if"] == "always()", (name, job.get("name"))
+
+
+# --- deploy -----------------------------------------------------------------------------------------
+
+
+def test_deploy_runs_on_main_and_by_hand() -> None:
+    wf = workflow("deploy.yml")
+    assert wf["on"]["push"]["branches"] == ["main"]
+    assert "workflow_dispatch" in wf["on"]
+    assert wf["jobs"]["staging"]["if"] == "github.ref == 'refs/heads/main'"
+
+
+def test_staging_deploys_with_refresh_and_its_policy_config() -> None:
+    job = workflow("deploy.yml")["jobs"]["staging"]
+    step = pulumi_step(job, "up")
+    assert step["with"]["stack-name"] == "staging"
+    assert step["with"]["policyPacks"] == "policies"
+    assert step["with"]["policyPackConfigs"] == "policies/config/staging.json"
+    assert step["with"]["refresh"] is True
+
+
+def test_prod_deploy_needs_staging_and_the_production_approval() -> None:
+    job = workflow("deploy.yml")["jobs"]["prod"]
+    assert job["needs"] in ("staging", ["staging"])
+    environment = job["environment"]
+    assert (environment if isinstance(environment, str) else environment["name"]) == "production"
+    up = pulumi_step(job, "up")
+    assert up["with"]["stack-name"] == "prod"
+    assert up["with"]["policyPacks"] == "policies"
+    assert up["with"]["policyPackConfigs"] == "policies/config/prod.json"
+
+
+def test_prod_deploy_stops_before_up_when_a_policy_could_not_run() -> None:
+    job = workflow("deploy.yml")["jobs"]["prod"]
+    preview, up = pulumi_step(job, "preview"), pulumi_step(job, "up")
+    (guard,) = [s for s in job["steps"] if "check-preview-policies prod" in s.get("run", "")]
+    assert preview["with"]["policyPackConfigs"] == "policies/config/prod.json"
+    assert index_of(job, preview) < index_of(job, guard) < index_of(job, up)
+    assert guard["env"]["PREVIEW_OUTPUT"] == f"${{{{ steps.{preview['id']}.outputs.output }}}}"
+
+
+def test_two_deploys_of_one_stack_never_overlap() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    groups = {name: job["concurrency"] for name, job in jobs.items()}
+    assert all(g["cancel-in-progress"] is False for g in groups.values())
+    assert len({g["group"] for g in groups.values()}) == len(groups)
+
+
+# --- ci ---------------------------------------------------------------------------------------------
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    wf = workflow("ci.yml")
+    assert {"pull_request", "push"} <= set(wf["on"])
+    (job,) = wf["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest" and job["timeout-minutes"] == 90
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert any(r.startswith("sudo ") and r.endswith("bash .ci/run") for r in runs)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+# --- the scripts the workflows call -----------------------------------------------------------------
+
+
+def guard(stack: str, output: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPTS / "check-preview-policies"), stack],
+        env={**os.environ, "PREVIEW_OUTPUT": output},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+SKIPPED_LINE = (
+    "    can't run policy 'hardening-image-pinned' from policy pack 'medisys-platform-policies@v0.1.0' during preview: image is unknown"
+)
+
+
+def test_guard_fails_a_prod_preview_with_a_policy_that_could_not_run() -> None:
+    done = guard("prod", f"Previewing update (prod)\nPolicies:\n{SKIPPED_LINE}\nResources: 40 to create\n")
+    assert done.returncode == 1
+    assert "::error" in done.stdout and "hardening-image-pinned" in done.stdout
+
+
+def test_guard_warns_for_staging() -> None:
+    done = guard("staging", f"Policies:\n{SKIPPED_LINE}\n")
+    assert done.returncode == 0
+    assert done.stdout.startswith("::warning") and "hardening-image-pinned" in done.stdout
+
+
+def test_guard_passes_a_preview_where_every_policy_ran() -> None:
+    done = guard("prod", "Previewing update (prod)\nResources:\n    40 to create\n")
+    assert done.returncode == 0, done.stdout
+
+
+def test_guard_fails_when_there_is_no_output_to_check() -> None:
+    assert guard("prod", "  \n").returncode == 1
+
+
+def stack_settings(stack: str) -> dict[str, str]:
+    done = subprocess.run(
+        [str(ROOT / "venv" / "bin" / "python"), str(SCRIPTS / "stack-settings.py"), stack],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+def test_staging_is_reached_over_ssh_and_prod_with_client_certificates() -> None:
+    """The workflows pass an SSH key for staging and TLS client certificates for prod."""
+    for stack in STACKS:
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        found = stack_settings(stack)
+        assert found["docker_host"] == config["docker:host"]
+        if stack == "staging":
+            assert found["docker_host"].startswith("ssh://") and found["ssh_target"]
+        else:
+            assert found["docker_host"].startswith("tcp://")
+            assert found["docker_cert_path"] == config["docker:certPath"] != ""
+        if found["db_tunnel"] == "true":
+            assert found["db_admin_host"] == "127.0.0.1"
+            assert found["db_primary"].endswith(":5432")
+
+
+def access(action: str, stack: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_", "DOCKER_TLS_", "DB_TUNNEL"))}
+    return subprocess.run(
+        [str(SCRIPTS / "stack-access"), action, stack],
+        env={**base, "HOME": str(home), "RUNNER_TEMP": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_stack_access_needs_nothing_for_dev(tmp_path: Path) -> None:
+    assert access("open", "dev", tmp_path).returncode == 0
+    assert not (tmp_path / ".ssh").exists()
+    assert access("close", "dev", tmp_path).returncode == 0
+
+
+def test_stack_access_names_the_missing_secret(tmp_path: Path) -> None:
+    done = access("open", "staging", tmp_path)
+    assert done.returncode == 1
+    assert "SSH_PRIVATE_KEY" in done.stdout
+
+
+def test_stack_access_close_removes_what_open_wrote(tmp_path: Path) -> None:
+    # The tunnel cannot open (nothing listens on port 1), so open fails after writing the key.
+    opened = access(
+        "open",
+        "staging",
+        tmp_path,
+        SSH_PRIVATE_KEY="not-a-real-key",
+        SSH_KNOWN_HOSTS="staging-docker.example ssh-ed25519 AAAA",
+        DB_TUNNEL_VIA="ssh://deploy@127.0.0.1:1",
+    )
+    ssh = tmp_path / ".ssh"
+    assert opened.returncode == 1, opened.stdout
+    assert (ssh / "medisys-staging").stat().st_mode & 0o777 == 0o600
+    assert "# medisys-ci staging begin" in (ssh / "config").read_text()
+    closed = access("close", "staging", tmp_path)
+    assert closed.returncode == 0, closed.stdout + closed.stderr
+    assert sorted(p.name for p in ssh.iterdir()) == ["config"]
+    assert "medisys-ci" not in (ssh / "config").read_text()
+    assert not (tmp_path / "medisys-access-staging").exists()
