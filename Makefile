@@ -31,14 +31,14 @@ images:
 ## Every test layer: unit (mocks), config (real tools), policies, live, engine (preview and end to end).
 ## The live phases and checks also land in reports/ for `make report`.
 test:
-	bash scripts/bootstrap --for test
 	rm -f reports/live-phases.json
+	bash scripts/bootstrap --for test
 	venv/bin/python -m pytest tests app/tests -ra --junitxml=reports/live-junit.xml
 
 ## Deploy, check and destroy the stack again, then print the phase timings and every live check.
 report:
-	bash scripts/bootstrap --for test
 	rm -f reports/live-phases.json
+	bash scripts/bootstrap --for test
 	-venv/bin/python -m pytest tests/live tests/e2e -ra --junitxml=reports/live-junit.xml
 	python3 scripts/e2e-report
 

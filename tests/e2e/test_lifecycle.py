@@ -4,8 +4,11 @@ live deployment fixture's teardown."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from tests.live.conftest import report_phase
 from tests.support.engine import toolchain_status
 
 AVAILABLE, REASON = toolchain_status()
@@ -13,7 +16,9 @@ pytestmark = pytest.mark.skipif(not AVAILABLE, reason=REASON)
 
 
 def test_second_up_reports_no_changes(deployment):
+    started = time.monotonic()
     result = deployment.engine_stack.up(on_output=lambda _: None)
+    report_phase("no-op up", time.monotonic() - started)
     changed = {op: n for op, n in result.summary.resource_changes.items() if op != "same"}
     assert changed == {}
 

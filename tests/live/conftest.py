@@ -123,6 +123,7 @@ def deploy_with_replay(cfg: config.StackConfig) -> Iterator[Deployment]:
     try:
         replay.up()
         report_phase("first up", time.monotonic() - started)
+        checks_started = time.monotonic()
         yield Deployment(
             deployer="replay",
             prefix=cfg.name_prefix,
@@ -134,6 +135,7 @@ def deploy_with_replay(cfg: config.StackConfig) -> Iterator[Deployment]:
             records=mocks,
             replay=replay,
         )
+        report_phase("checks", time.monotonic() - checks_started)
     finally:
         started = time.monotonic()
         replay.destroy()
@@ -146,6 +148,7 @@ def deploy_with_engine(cfg: config.StackConfig) -> Iterator[Deployment]:
     with temporary_stack(LIVE_STACK, config_from_raw(live_raw_config())) as stack:
         result = stack.up(on_output=lambda _: None)
         report_phase("first up", time.monotonic() - started)
+        checks_started = time.monotonic()
         yield Deployment(
             deployer="pulumi",
             prefix=cfg.name_prefix,
@@ -156,6 +159,7 @@ def deploy_with_engine(cfg: config.StackConfig) -> Iterator[Deployment]:
             addresses={"postgres_primary": result.outputs["postgres_primary"].value},
             engine_stack=stack,
         )
+        report_phase("checks", time.monotonic() - checks_started)
         started = time.monotonic()
     report_phase("destroy", time.monotonic() - started)
 
