@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_docker as docker
@@ -113,7 +113,8 @@ def render_alertmanager_yml(settings: Monitoring) -> str:
     """A route per severity. Without configured receivers alerts are kept in Alertmanager only."""
     receivers: list[dict[str, Any]] = [{"name": "default"}]
     routes = []
-    for severity, group_wait, repeat in (("critical", "10s", "1h"), ("warning", "1m", "4h")):
+    severities: tuple[tuple[Literal["critical", "warning"], str, str], ...] = (("critical", "10s", "1h"), ("warning", "1m", "4h"))
+    for severity, group_wait, repeat in severities:
         receiver = settings.receivers.get(severity)
         name = receiver.name if receiver else "default"
         if receiver:
