@@ -11,6 +11,7 @@ bootstrap:
 
 ## Deploy the dev stack (set-up first), then print the endpoints.
 up: bootstrap
+	venv/bin/python scripts/preflight.py $(STACK)
 	bash scripts/stack-select $(STACK)
 	$(PULUMI) up --yes --policy-pack policies --policy-pack-config policies/config/$(STACK).json
 	$(PULUMI) stack output
