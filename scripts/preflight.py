@@ -103,7 +103,8 @@ def main() -> int:
     for problem in found:
         print(f"[preflight] ERROR: {problem}", file=sys.stderr)
     if not found:
-        print(f"[preflight] stack {stack}: config valid, ports free, subnets free")
+        checked = "config valid (ports and subnets are on the remote Docker host)" if remote_engine(stack) else "config valid, ports free, subnets free"
+        print(f"[preflight] stack {stack}: {checked}")
     return 1 if found else 0
 
 
