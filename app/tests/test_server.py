@@ -1,7 +1,6 @@
 import http.client
 import json
 import threading
-import time
 
 import pytest
 
@@ -227,9 +226,10 @@ def test_prepare_schema_retries_then_gives_up(app):
 
 
 def test_graceful_shutdown_drains_and_finishes_in_flight(app):
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     def slow_read(note_id):
+        entered.set()
         release.wait(5)
         return "late", "primary"
     app.db.read_note = slow_read
@@ -246,7 +246,7 @@ def test_graceful_shutdown_drains_and_finishes_in_flight(app):
 
     worker = threading.Thread(target=in_flight)
     worker.start()
-    time.sleep(0.2)
+    assert entered.wait(5)  # the request is in flight before shutdown starts
     stop.set()
     # The serve loop notices the stop flag within its poll interval; wait for that, not a fixed time.
     assert app.draining.wait(3)
