@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
 TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
 SEGMENTS = ("dmz", "production", "database", "management")
+MAX_APP_SERVERS = 4  # the load balancer keeps this many server slots; the address plan has room for them
 
 
 class ConfigError(Exception):
@@ -85,7 +86,7 @@ class LoadBalancer(Strict):
 
 
 class AppServers(Strict):
-    count: int = Field(default=2, ge=2, le=4)
+    count: int = Field(default=2, ge=2, le=MAX_APP_SERVERS)
     image: str | None = None  # None: the reference app built from app/
     port: int = Field(default=8080, ge=1024, le=65535)
     resources: Resources = Resources(memory_mb=256, cpus=0.5)

@@ -87,7 +87,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         cfg.load_balancer,
         image=cfg.images.ref("haproxy"),
         networks=networks,
-        backend=Backend(apps.service_name, apps.port, max_servers=4),
+        backend=Backend(apps.service_name, apps.port, max_servers=config.MAX_APP_SERVERS),
         certificate_pem=edge_certificate.certificate_pem,
         private_key_pem=edge_certificate.private_key_pem,
         opts=pulumi.ResourceOptions(depends_on=[apps]),

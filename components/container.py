@@ -7,7 +7,7 @@ the same everywhere, so the policy pack and the tiers agree on one set of conven
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
@@ -48,10 +48,7 @@ class ServiceSpec:
     volumes: Sequence[docker.ContainerVolumeArgs] = ()
     ports: Sequence[docker.ContainerPortArgs] = ()
     user: str | None = None
-    capabilities_add: Sequence[str] = ()
-    tmpfs: dict[str, str] = field(default_factory=dict)
-    # Block `pulumi up` until the health check passes, so dependents start against a ready service.
-    wait_healthy: bool = True
+    # `pulumi up` waits this long for the health check to pass, so dependents start against a ready service.
     wait_timeout_seconds: int = 180
     one_shot: bool = False
     stop_timeout_seconds: int = 30
@@ -104,11 +101,11 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         attach=True if spec.one_shot else None,
         logs=True if spec.one_shot else None,
         rm=False,
-        wait=spec.wait_healthy and not spec.one_shot,
+        wait=not spec.one_shot,
         wait_timeout=spec.wait_timeout_seconds,
-        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(spec.capabilities_add) or None),
+        # Every service runs as a non-root user and needs no capability (Docker lets it bind <1024).
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
         security_opts=["no-new-privileges:true"],
-        tmpfs=spec.tmpfs or None,
         log_driver="json-file",
         log_opts={"max-size": "10m", "max-file": "3"},
         stop_timeout=spec.stop_timeout_seconds,
