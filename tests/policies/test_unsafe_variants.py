@@ -1,0 +1,60 @@
+"""The unsafe prod variants of tests/e2e (the engine test's program), checked without the engine:
+each variant really makes its unsafe change, and the pack reports it under the policy the
+issue names, mandatory with prod's config and advisory with staging's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi.runtime import proto
+from test_policy_pack import analyze, analyze_stack, servicer
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "tls-off": "tls-load-balancer-https-only",
+    "retention-7-days": "backup-retention-minimum",
+    "one-app-server": "sizing-app-server-count",
+    "database-port-published": "exposure-only-load-balancer-publishes",
+    "unpinned-image": "hardening-image-pinned",
+    "privileged-container": "hardening-no-privileged",
+}
+
+
+def diagnostics(sent, environment: str):
+    analyzer = servicer(environment)
+    found = [d for resource_type, name, props in sent for d in analyze(analyzer, resource_type, name, props).diagnostics]
+    return found + list(analyze_stack(analyzer, sent).diagnostics)
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request):
+    result = subprocess.run(
+        [sys.executable, str(HERE / "record_variant.py"), request.param, "Pulumi.prod.yaml"],
+        capture_output=True, text=True, timeout=300, cwd=HERE.parents[1],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return request.param, json.loads(result.stdout)
+
+
+# Staging's own retention minimum is 7 days (policies/config/staging.json), so that variant is
+# compliant there: it must not be blocked, and there is nothing to warn about.
+COMPLIANT_IN_STAGING = {"retention-7-days"}
+
+
+def test_unsafe_variant_is_mandatory_in_prod(variant):
+    name, sent = variant
+    hits = [d for d in diagnostics(sent, "prod") if d.policyName == VARIANTS[name]]
+    assert hits, f"{VARIANTS[name]} did not report variant {name} under prod's config"
+    assert {d.enforcementLevel for d in hits} == {proto.MANDATORY}
+
+
+def test_unsafe_variant_only_warns_in_staging(variant):
+    name, sent = variant
+    found = diagnostics(sent, "staging")
+    assert all(d.enforcementLevel == proto.ADVISORY for d in found)
+    hits = [d for d in found if d.policyName == VARIANTS[name]]
+    assert bool(hits) is (name not in COMPLIANT_IN_STAGING)
