@@ -57,3 +57,26 @@ def test_nodes_persist_with_aof_and_bounded_memory(deployment):
     assert redis_cli(node, address, "config", "get", "appendonly").splitlines() == ["appendonly", "yes"]
     assert redis_cli(node, address, "config", "get", "maxmemory-policy").splitlines() == ["maxmemory-policy", "allkeys-lru"]
     assert redis_cli(node, address, "config", "get", "maxmemory").splitlines() == ["maxmemory", str(96 * 1024 * 1024)]
+
+
+def test_cluster_recovers_after_every_node_restarts(deployment):
+    """Nodes keep their fixed announced addresses and nodes.conf on their volumes, so a full
+    restart brings the same cluster back (the failure users of other charts hit)."""
+    import time
+
+    nodes = deployment.roles["redis"]
+    before = sorted(line.split()[0] for line in redis_cli(nodes[0], database_address(nodes[0]), "cluster", "nodes").splitlines())
+    key, value = f"survivor:{uuid.uuid4()}", str(uuid.uuid4())
+    assert redis_cli(nodes[0], database_address(nodes[0]), "-c", "set", key, value) == "OK"
+    docker("restart", *nodes)
+    deadline = time.monotonic() + 60
+    info = ""
+    while time.monotonic() < deadline:
+        info = redis_cli(nodes[-1], database_address(nodes[-1]), "cluster", "info", check=False)
+        if "cluster_state:ok" in info:
+            break
+        time.sleep(1)
+    assert "cluster_state:ok" in info
+    after = sorted(line.split()[0] for line in redis_cli(nodes[0], database_address(nodes[0]), "cluster", "nodes").splitlines())
+    assert after == before
+    assert redis_cli(nodes[-1], database_address(nodes[-1]), "-c", "get", key) == value
