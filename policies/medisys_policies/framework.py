@@ -42,7 +42,7 @@ CIS_DOCKER = "cis-docker-1.6"
 
 
 def current_stack() -> str:
-    """The stack being previewed or updated (the analyzer gets it from PULUMI_STACK)."""
+    """The stack being previewed or updated (set from the engine's ConfigureStack call, see __main__.py)."""
     return pulumi.get_stack()
 
 

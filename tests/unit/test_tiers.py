@@ -17,7 +17,8 @@ def dev(request):
 
 
 def containers(mocks, role):
-    return [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role]
+    # Sorted by name: the engine registers sibling resources in whatever order their inputs resolve.
+    return sorted((c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role), key=lambda c: c.name)
 
 
 def only(mocks, role):

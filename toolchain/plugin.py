@@ -1,0 +1,59 @@
+"""Entry point of the project's Pulumi plugins (see toolchain/README.md):
+
+    python toolchain/plugin.py language-host ENGINE_ADDRESS
+    python toolchain/plugin.py resource NAME VERSION ENGINE_ADDRESS
+
+scripts/lib/toolchain.sh writes the `pulumi-language-python` and `pulumi-resource-<name>`
+executables that call this, and installs the providers with `pulumi plugin install`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def provider(name: str, version: str):
+    from toolchain.providers.base import Provider
+
+    if name == "docker":
+        from toolchain.providers.docker import docker_types
+
+        def use_host(config: dict) -> None:
+            # docker:host in the stack config, as pulumi-docker takes it (e.g. ssh://deploy@db-host).
+            if config.get("host"):
+                os.environ["DOCKER_HOST"] = str(config["host"])
+
+        return Provider(name, version, docker_types(), on_configure=use_host)
+    if name == "postgresql":
+        from toolchain.providers.postgresql import postgresql_types
+
+        return Provider(name, version, postgresql_types())
+    if name in ("random", "tls"):
+        from toolchain.providers import keys
+
+        return Provider(name, version, keys.random_types() if name == "random" else keys.tls_types())
+    raise SystemExit(f"no stand-in provider named {name}")
+
+
+def main() -> None:
+    from pulumi.runtime.proto import provider_pb2_grpc
+
+    from toolchain.plugin_server import serve
+
+    if sys.argv[1] == "language-host":
+        from toolchain.language_host import main as language_host
+
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        language_host()
+        return
+    _, _, name, version, *rest = sys.argv
+    instance = provider(name, version)
+    serve(lambda server: provider_pb2_grpc.add_ResourceProviderServicer_to_server(instance, server))
+
+
+if __name__ == "__main__":
+    main()
