@@ -198,10 +198,10 @@ class PostgresCluster(pulumi.ComponentResource):
                 )
             )
 
-        self._manage_database(name, args, child)
+        self._manage_database(name, args, protect_data)
         self.register_outputs({"primary_address": self.primary_address, "replica_addresses": self.replica_addresses})
 
-    def _manage_database(self, name: str, args: Postgres, child: pulumi.ResourceOptions) -> None:
+    def _manage_database(self, name: str, args: Postgres, protect_data: bool) -> None:
         """The application database and least-privilege roles, managed through the primary."""
         provider = postgresql.Provider(
             f"{name}-admin",
@@ -232,10 +232,22 @@ class PostgresCluster(pulumi.ComponentResource):
             roles=["pg_monitor"],
             opts=on_primary,
         )
-        self.database = postgresql.Database(f"{name}-database", name=args.database, owner="postgres", opts=on_primary)
+        # Where data must outlive the stack, the database and the app schema cannot be deleted by
+        # `pulumi destroy`; elsewhere the schema goes with the tables the app made in it.
+        holds_data = pulumi.ResourceOptions(protect=protect_data)
+        self.database = postgresql.Database(
+            f"{name}-database", name=args.database, owner="postgres", opts=pulumi.ResourceOptions.merge(on_primary, holds_data)
+        )
         in_database = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.database])
         postgresql.Extension(f"{name}-pg-stat-statements", name="pg_stat_statements", database=args.database, opts=in_database)
-        app_schema = postgresql.Schema(f"{name}-app-schema", name=APP_SCHEMA, database=args.database, owner=app_role.name, opts=in_database)
+        app_schema = postgresql.Schema(
+            f"{name}-app-schema",
+            name=APP_SCHEMA,
+            database=args.database,
+            owner=app_role.name,
+            drop_cascade=not protect_data,
+            opts=pulumi.ResourceOptions.merge(in_database, holds_data),
+        )
         postgresql.Grant(
             f"{name}-app-connect", database=args.database, role=app_role.name, object_type="database", privileges=["CONNECT"], opts=in_database
         )

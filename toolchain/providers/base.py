@@ -23,6 +23,7 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 from toolchain.plugin_server import log
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the wire value of a not-yet-known property
+SIGNATURE = "4dabf18193072939515e22adb298388d"  # the key that marks a secret (or other special) object
 
 
 class ProviderError(Exception):
@@ -40,6 +41,9 @@ def _integral(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
+        if SIGNATURE in value:
+            # Provider configuration reaches Configure with its secrets still wrapped.
+            return _integral(value.get("value"))
         return {k: _integral(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_integral(v) for v in value]

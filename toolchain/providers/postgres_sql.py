@@ -50,7 +50,8 @@ def removal_for(type_token: str, i: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "Extension":
         return i["database"], f'DROP EXTENSION IF EXISTS "{i["name"]}";'
     if kind == "Schema":
-        return i["database"], f'DROP SCHEMA IF EXISTS "{i["name"]}";'
+        cascade = " CASCADE" if i.get("dropCascade") else ""
+        return i["database"], f'DROP SCHEMA IF EXISTS "{i["name"]}"{cascade};'
     if kind == "Grant":
         privileges = ", ".join(i["privileges"])
         target = {"database": f'DATABASE "{i["database"]}"', "schema": f'SCHEMA "{i.get("schema")}"'}[i["objectType"]]

@@ -37,7 +37,8 @@ def run_sql(config: dict[str, Any], database: str, sql: str) -> str:
 class SqlObject(ResourceType):
     def __init__(self, token: str) -> None:
         self.token = token
-        self.updatable = frozenset({"password"}) if token.endswith(":Role") else frozenset()
+        # What pulumi-postgresql changes in place; any other change recreates the object.
+        self.updatable = {"Role": frozenset({"password"}), "Schema": frozenset({"dropCascade"})}.get(token.split(":")[-1], frozenset())
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         statement = statement_for(self.token, inputs)
@@ -47,7 +48,8 @@ class SqlObject(ResourceType):
         return inputs.get("name") or uuid.uuid4().hex, inputs
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-        run_sql(config, *password_change(news))
+        if olds.get("password") != news.get("password"):
+            run_sql(config, *password_change(news))
         return {**olds, **news}
 
     def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
