@@ -5,3 +5,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """One live deployment per test session, for tests/live and tests/e2e alike."""
+    from tests.live.conftest import deploy_live_stack
+
+    yield from deploy_live_stack()

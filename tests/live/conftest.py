@@ -51,10 +51,13 @@ class Deployment:
     engine_stack: object | None = None  # pulumi.automation.Stack when deployed by the engine
 
     def scale(self, app_count: int) -> dict[str, list[str]]:
-        """Changes the app server count; returns the containers added, replaced and removed."""
+        """Changes the app server count; returns the containers added, replaced and removed, each
+        in name order (the engine works on independent resources in parallel)."""
         if self.replay is not None:
-            return self.replay.apply(record_live(app={"count": app_count}).resources)
-        return engine_scale(self.engine_stack, app_count)
+            changes = self.replay.apply(record_live(app={"count": app_count}).resources)
+        else:
+            changes = engine_scale(self.engine_stack, app_count)
+        return {change: sorted(names) for change, names in changes.items()}
 
     def one(self, role: str) -> str:
         assert len(self.roles.get(role, [])) == 1, f"expected one {role}, have {self.roles.get(role)}"
@@ -98,8 +101,9 @@ def record_live(**changes: object) -> RecordingMocks:
     return record(lambda: build_topology(cfg, None), stack=LIVE_STACK)
 
 
-@pytest.fixture(scope="session")
-def deployment() -> Iterator[Deployment]:
+def deploy_live_stack() -> Iterator[Deployment]:
+    """The session's live deployment; the `deployment` fixture (tests/conftest.py) wraps it so the
+    live checks and the engine tests in tests/e2e share one stack."""
     if not docker_available():
         pytest.fail("the Docker engine does not answer: run scripts/bootstrap (make test does) first")
     cfg = live_config()

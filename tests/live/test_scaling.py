@@ -58,6 +58,6 @@ def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(
 
     with RequestLoop(deployment, seconds=30) as down_loop:
         changes = deployment.scale(2)
-    assert changes == {"added": [], "replaced": [prometheus], "removed": [f"{deployment.prefix}-app-4", f"{deployment.prefix}-app-3"]}
+    assert changes == {"added": [], "replaced": [prometheus], "removed": [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-4"]}
     assert down_loop.failures == []
     assert sorted(n for names in roles_now(deployment).values() for n in names) == sorted(two)

@@ -60,6 +60,9 @@ def config_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
 def temporary_stack(name: str, config: dict[str, Any], secrets: dict[str, str] | None = None, work_dir: Path = ROOT) -> Iterator[Any]:
     from pulumi import automation as auto
 
+    # The Automation API finds `pulumi` (and reads its version-check switch) in this process's
+    # environment, not in the workspace's env_vars.
+    os.environ.update(engine_env())
     config_file = work_dir / f"Pulumi.{name}.yaml"
     config_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     stack = auto.create_or_select_stack(

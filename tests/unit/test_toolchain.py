@@ -1,0 +1,143 @@
+"""The project's language host and stand-in providers, through their gRPC interface (no Docker:
+the random and tls providers compute everything themselves)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import language_pb2, provider_pb2, provider_pb2_grpc
+
+from toolchain.language_host import virtualenv_python
+from toolchain.providers.base import SIGNATURE, UNKNOWN, to_dict
+from toolchain.providers.docker import Container
+from toolchain.providers.postgres_sql import removal_for, statement_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def struct(values: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(values)
+    return s
+
+
+def urn(token: str, name: str = "r") -> str:
+    return f"urn:pulumi:dev::medisys-platform::medisys:platform:Parent${token}::{name}"
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    """Starts a stand-in provider as the engine does; yields a stub factory per provider name."""
+    processes, stubs = [], {}
+
+    def start(name: str, version: str = "1.0.0"):
+        if name not in stubs:
+            process = subprocess.Popen([sys.executable, str(ROOT / "toolchain" / "plugin.py"), "resource", name, version, "127.0.0.1:1"],
+                                       stdout=subprocess.PIPE, text=True)
+            processes.append(process)
+            port = int(process.stdout.readline())
+            stubs[name] = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        return stubs[name]
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_plugin_reports_the_version_it_was_installed_as(plugin):
+    assert plugin("random", "4.21.4").GetPluginInfo(empty_pb2.Empty()).version == "4.21.4"
+
+
+def test_random_password_honours_length_and_classes_and_is_unknown_in_preview(plugin):
+    stub = plugin("random")
+    token = "random:index/randomPassword:RandomPassword"
+    inputs = struct({"length": 40, "special": False})
+    preview = to_dict(stub.Create(provider_pb2.CreateRequest(urn=urn(token), properties=inputs, preview=True)).properties)
+    assert preview["result"] == UNKNOWN
+    created = stub.Create(provider_pb2.CreateRequest(urn=urn(token), properties=inputs))
+    password = to_dict(created.properties)["result"]
+    assert len(password) == 40 and password.isalnum() and password not in created.id
+
+
+def test_tls_chain_signed_by_the_stand_in_verifies(plugin):
+    stub = plugin("tls")
+
+    def create(token: str, inputs: dict) -> dict:
+        return to_dict(stub.Create(provider_pb2.CreateRequest(urn=urn(f"tls:index/{token}"), properties=struct(inputs))).properties)
+
+    ca_key = create("privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})["privateKeyPem"]
+    ca = create("selfSignedCert:SelfSignedCert", {"privateKeyPem": ca_key, "isCaCertificate": True, "validityPeriodHours": 24,
+                                                  "subject": {"commonName": "ca"}, "allowedUses": ["cert_signing"]})["certPem"]
+    key = create("privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})["privateKeyPem"]
+    csr = create("certRequest:CertRequest", {"privateKeyPem": key, "subject": {"commonName": "db"}, "dnsNames": ["db"],
+                                              "ipAddresses": ["10.0.2.10"]})["certRequestPem"]
+    leaf = create("locallySignedCert:LocallySignedCert", {"certRequestPem": csr, "caCertPem": ca, "caPrivateKeyPem": ca_key,
+                                                          "validityPeriodHours": 24, "allowedUses": ["server_auth"]})["certPem"]
+    cert = x509.load_pem_x509_certificate(leaf.encode())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.encode()))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["db"]
+
+
+def test_check_refuses_keys_the_stand_in_cannot_make(plugin):
+    response = plugin("tls").Check(provider_pb2.CheckRequest(urn=urn("tls:index/privateKey:PrivateKey"),
+                                                             news=struct({"algorithm": "RSA", "rsaBits": 4096})))
+    assert [f.property for f in response.failures] == ["algorithm"]
+
+
+def test_unknown_types_are_refused_with_the_list_of_covered_ones(plugin):
+    with pytest.raises(grpc.RpcError) as raised:
+        plugin("random").Create(provider_pb2.CreateRequest(urn=urn("random:index/randomUuid:RandomUuid"), properties=struct({})))
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "random:index/randomPassword:RandomPassword" in raised.value.details()
+
+
+def test_diff_replaces_on_container_changes_and_updates_provider_settings(plugin):
+    stub = plugin("docker")
+    token = "docker:index/container:Container"
+    old = {"name": "a", "image": "medisys/app:1", "wait": True, "waitTimeout": 60}
+
+    def diff(new: dict, ignore: list[str] = ()) -> provider_pb2.DiffResponse:
+        return stub.Diff(provider_pb2.DiffRequest(urn=urn(token), id="x", olds=struct(old), old_inputs=struct(old),
+                                                  news=struct(new), ignoreChanges=list(ignore)))
+
+    image = diff({**old, "image": "medisys/app:2"})
+    assert image.changes == provider_pb2.DiffResponse.DIFF_SOME and list(image.replaces) == ["image"]
+    timeout = diff({**old, "waitTimeout": 120})
+    assert list(timeout.diffs) == ["waitTimeout"] and list(timeout.replaces) == []
+    assert diff(dict(old)).changes == provider_pb2.DiffResponse.DIFF_NONE
+    assert diff({**old, "image": "medisys/app:2"}, ignore=["image"]).changes == provider_pb2.DiffResponse.DIFF_NONE
+
+
+def test_provider_config_secrets_and_numbers_arrive_plain():
+    values = to_dict(struct({"password": {SIGNATURE: "1b47061264138c4ac30d75fd1eb44270", "value": "s3cret"}, "port": 5432}))
+    assert values == {"password": "s3cret", "port": 5432} and isinstance(values["port"], int)
+
+
+def test_container_check_requires_fixed_addresses():
+    _, failures = Container().check({"name": "a", "image": "i", "networksAdvanced": [{"name": "n"}]})
+    assert [p for p, _ in failures] == ["networksAdvanced[0].ipv4Address"]
+
+
+def test_schema_removal_cascades_only_when_asked():
+    schema = {"name": "app", "database": "medisys", "owner": "medisys_app"}
+    assert removal_for("postgresql:index/schema:Schema", schema)[1] == 'DROP SCHEMA IF EXISTS "app";'
+    assert removal_for("postgresql:index/schema:Schema", {**schema, "dropCascade": True})[1].endswith(" CASCADE;")
+
+
+def test_role_password_is_a_quoted_literal():
+    _, sql = statement_for("postgresql:index/role:Role", {"name": "r", "login": True, "password": "it's"})
+    assert "PASSWORD 'it''s'" in sql
+
+
+def test_language_host_uses_the_virtualenv_named_in_pulumi_yaml(tmp_path):
+    info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path), entry_point=".")
+    info.options.update({"virtualenv": "venv"})
+    assert virtualenv_python(info) == str(tmp_path / "venv" / "bin" / "python")
