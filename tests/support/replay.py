@@ -10,6 +10,7 @@ is not a substitute for `pulumi up` (tests/e2e does that when the toolchain exis
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tests.support.mocks import Registered

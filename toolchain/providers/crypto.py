@@ -112,6 +112,6 @@ def computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
             sans = list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
         except x509.ExtensionNotFound:
             sans = []
-        pem = _sign(csr.subject, csr.public_key(), ca_cert.subject, _load_key(inputs["caPrivateKeyPem"]), inputs, sans)
-        return {"certPem": pem}
+        signed = _sign(csr.subject, csr.public_key(), ca_cert.subject, _load_key(inputs["caPrivateKeyPem"]), inputs, sans)
+        return {"certPem": signed}
     return {}

@@ -17,6 +17,13 @@ def _inspect(kind: str, name: str) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
+def _existing(kind: str, name: str) -> dict[str, Any]:
+    found = _inspect(kind, name)
+    if found is None:
+        raise ProviderError(f"the {kind} {name} vanished right after it was created")
+    return found
+
+
 def _removed(call) -> None:
     try:
         call()
@@ -30,7 +37,7 @@ class Network(ResourceType):
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         create_network(inputs)
-        return _inspect("network", inputs["name"])["Id"], inputs
+        return _existing("network", inputs["name"])["Id"], inputs
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
         return state if _inspect("network", resource_id) else None
@@ -44,7 +51,7 @@ class Volume(ResourceType):
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         create_volume(inputs)
-        return inputs["name"], {**inputs, "mountpoint": _inspect("volume", inputs["name"])["Mountpoint"]}
+        return inputs["name"], {**inputs, "mountpoint": _existing("volume", inputs["name"])["Mountpoint"]}
 
     def preview_outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         return {**inputs, "mountpoint": UNKNOWN}
@@ -83,7 +90,7 @@ class Container(ResourceType):
             # Leave nothing half-made behind: the next `up` creates the container again from scratch.
             _removed(lambda: docker("rm", "--force", "--volumes", name))
             raise ProviderError(str(error)) from error
-        state = _inspect("container", name)
+        state = _existing("container", name)
         outputs = dict(inputs)
         if inputs.get("attach"):
             outputs["exitCode"] = state["State"]["ExitCode"]
