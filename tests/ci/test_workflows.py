@@ -335,3 +335,17 @@ def test_stack_access_close_removes_what_open_wrote(tmp_path: Path) -> None:
     assert sorted(p.name for p in ssh.iterdir()) == ["config"]
     assert "medisys-ci" not in (ssh / "config").read_text()
     assert not (tmp_path / "medisys-access-staging").exists()
+
+
+def test_workflows_run_the_cli_version_the_local_toolchain_builds():
+    import re
+
+    local = re.search(r"^PULUMI_VERSION=(\S+)$", (ROOT / "scripts" / "lib" / "toolchain.sh").read_text(), re.M)
+    assert local, "scripts/lib/toolchain.sh pins no PULUMI_VERSION"
+    versions = {
+        str(step["with"].get("pulumi-version"))
+        for name in ("preview.yml", "deploy.yml")
+        for job in workflow(name)["jobs"].values()
+        for step in steps_using(job, PULUMI_ACTION)
+    }
+    assert versions == {local.group(1)}
