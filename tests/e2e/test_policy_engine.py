@@ -1,4 +1,4 @@
-"""The policy pack through the real engine: prod and staging previews pass; unsafe variants of
+"""The policy pack through the real engine: previews of the dev, staging and prod stacks pass; unsafe variants of
 prod fail under prod's policy config and only warn under staging's."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def preview(stack, environment: str, tmp_path: Path):
         return False, "\n".join(lines) + str(error)
 
 
-@pytest.mark.parametrize("environment", ["prod", "staging"])
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
 def test_preview_of_the_real_stack_passes_its_policies(environment, tmp_path):
     name = f"{environment}-policy-{uuid.uuid4().hex[:6]}"
     secrets = edge_secrets() if environment == "prod" else None
