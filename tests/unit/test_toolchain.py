@@ -141,3 +141,31 @@ def test_language_host_uses_the_virtualenv_named_in_pulumi_yaml(tmp_path):
     info = language_pb2.ProgramInfo(root_directory=str(tmp_path), program_directory=str(tmp_path), entry_point=".")
     info.options.update({"virtualenv": "venv"})
     assert virtualenv_python(info) == str(tmp_path / "venv" / "bin" / "python")
+
+
+def test_postgresql_statements_never_run_concurrently(monkeypatch):
+    """Parallel GRANTs on one database race on its ACL: the stand-in runs one psql at a time."""
+    import threading
+    import time as clock
+
+    from toolchain.providers import postgresql
+
+    running, peak, guard = [0], [0], threading.Lock()
+
+    def fake_psql(*args, **kwargs):
+        with guard:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        clock.sleep(0.05)
+        with guard:
+            running[0] -= 1
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(postgresql.subprocess, "run", fake_psql)
+    config = {"host": "10.0.2.10", "username": "postgres", "password": "p"}
+    threads = [threading.Thread(target=postgresql.run_sql, args=(config, "medisys", "GRANT ...")) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 1

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import uuid
 from typing import Any
 
 from toolchain.providers.base import ProviderError, ResourceType
 from toolchain.providers.postgres_sql import password_change, removal_for, statement_for
+
+# One statement at a time: the engine creates resources in parallel, and concurrent GRANTs on one
+# database race on its ACL ("tuple concurrently updated"); pulumi-postgresql serialises them too.
+SERIAL = threading.Lock()
 
 TYPES = ("role:Role", "database:Database", "extension:Extension", "schema:Schema", "grant:Grant",
          "defaultPrivileges:DefaultPrivileges")
@@ -25,7 +30,8 @@ def run_sql(config: dict[str, Any], database: str, sql: str) -> str:
     command = ["psql", "-h", str(config["host"]), "-p", str(config.get("port", 5432)), "-U", str(config["username"]),
                "-d", database, "-v", "ON_ERROR_STOP=1", "-qAt"]
     try:
-        result = subprocess.run(command, input=sql, env=env, capture_output=True, text=True, timeout=120)
+        with SERIAL:
+            result = subprocess.run(command, input=sql, env=env, capture_output=True, text=True, timeout=120)
     except FileNotFoundError as error:
         raise ProviderError("psql is not installed on this machine: run scripts/bootstrap (it installs postgresql-client)") from error
     if result.returncode != 0:
