@@ -200,8 +200,9 @@ sys.exit(0 if (name, version) in found else 1)' "$name" "$version" <<<"$have" \
 done
 command -v psql >/dev/null 2>&1 || {
   log "  installing postgresql-client (psql) for the postgresql provider"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null 2>&1 \
-    || die "psql is missing and apt-get could not install postgresql-client"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null 2>&1; }; } \
+    || die "psql is missing and apt-get could not install postgresql-client: install it (apt-get install postgresql-client)"
 }
 step_done "all ${#PROVIDERS[@]} present"
 
