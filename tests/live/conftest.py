@@ -22,7 +22,7 @@ import config
 from tests.support.engine import config_from_raw, temporary_stack, toolchain_status
 from tests.support.mocks import RecordingMocks, record
 from tests.support.replay import CONTAINER, Replay
-from tests.support.stack import LIVE_STACK, live_raw_config
+from tests.support.stack import LIVE_FAMILY, LIVE_STACK, live_raw_config
 from topology import build_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def deploy_live_stack() -> Iterator[Deployment]:
     if not docker_available():
         pytest.fail("the Docker engine does not answer: run scripts/bootstrap (make test does) first")
     cfg = live_config()
-    stale = leftovers(cfg.name_prefix)
+    stale = leftovers(LIVE_FAMILY)
     if stale:
         pytest.fail(f"a previous live run left {len(stale)} objects ({stale[:3]}...): remove them with `docker rm -f`/`docker network rm`")
     engine, _ = toolchain_status()
