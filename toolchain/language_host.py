@@ -25,7 +25,6 @@ from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
 from toolchain.plugin_server import log, serve
 
-VERSION = os.environ.get("MEDISYS_LANGUAGE_HOST_VERSION", "3.276.0")
 # pulumi-language-python-exec exits with this code once it has reported a user-facing error.
 EXITED_AFTER_REPORTING = 32
 
@@ -63,7 +62,8 @@ def stream(command: list[str], cwd: str, env: dict[str, str], make_response):
 
 
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
-    def __init__(self, engine_address: str, exec_shim: str) -> None:
+    def __init__(self, version: str, engine_address: str, exec_shim: str) -> None:
+        self.version = version
         self.engine_address = engine_address
         self.exec_shim = exec_shim
 
@@ -71,7 +71,7 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return language_pb2.LanguageHandshakeResponse()
 
     def GetPluginInfo(self, request, context):
-        return plugin_pb2.PluginInfo(version=VERSION)
+        return plugin_pb2.PluginInfo(version=self.version)
 
     def GetRequiredPlugins(self, request, context):
         # The engine loads each provider when the program first registers one of its resources.
@@ -155,16 +155,13 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return empty_pb2.Empty()
 
 
-def main() -> None:
-    """Arguments: --exec-shim=PATH (written by toolchain.sh), any flags of the engine, ENGINE_ADDRESS."""
-    shims = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--exec-shim=")]
-    arguments = [a for a in sys.argv[1:] if not a.startswith("-")]
+def main(version: str, arguments: list[str]) -> None:
+    """Arguments: --exec-shim=PATH (written by toolchain.sh), any flags of the engine, ENGINE_ADDRESS.
+    `version` is the CLI's, which this host stands beside."""
+    shims = [a.split("=", 1)[1] for a in arguments if a.startswith("--exec-shim=")]
+    positional = [a for a in arguments if not a.startswith("-")]
     if not shims or not Path(shims[0]).exists():
         log("pulumi-language-python", f"pulumi-language-python-exec not found ({shims}): run scripts/bootstrap")
         sys.exit(1)
-    host = LanguageHost(arguments[-1] if arguments else "", shims[0])
+    host = LanguageHost(version, positional[-1] if positional else "", shims[0])
     serve(lambda server: language_pb2_grpc.add_LanguageRuntimeServicer_to_server(host, server))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,10 @@
-"""Entry point of the project's Pulumi plugins (see toolchain/README.md):
+"""Entry point of the project's Pulumi plugins (README.md, "The Pulumi toolchain"):
 
-    python toolchain/plugin.py language-host ENGINE_ADDRESS
+    python toolchain/plugin.py language-host VERSION --exec-shim=PATH ENGINE_ADDRESS
     python toolchain/plugin.py resource NAME VERSION ENGINE_ADDRESS
 
 scripts/lib/toolchain.sh writes the `pulumi-language-python` and `pulumi-resource-<name>`
-executables that call this, and installs the providers with `pulumi plugin install`.
+executables that call this, beside the CLI and in the project's Pulumi home.
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ def main() -> None:
     if sys.argv[1] == "language-host":
         from toolchain.language_host import main as language_host
 
-        sys.argv = [sys.argv[0], *sys.argv[2:]]
-        language_host()
+        language_host(sys.argv[2], sys.argv[3:])
         return
-    _, _, name, version, *rest = sys.argv
+    name, version = sys.argv[2:4]
     instance = provider(name, version)
     serve(lambda server: provider_pb2_grpc.add_ResourceProviderServicer_to_server(instance, server))
 

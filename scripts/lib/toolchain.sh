@@ -162,7 +162,7 @@ else
       || die "could not download $SDK_MODULE@v$PULUMI_VERSION (for pulumi-language-python-exec) from GOPROXY=$GOPROXY"
   fi
   install -m 0755 "$shim" "$CLI_BIN/pulumi-language-python-exec"
-  write_wrapper "$langhost" language-host "--exec-shim=$CLI_BIN/pulumi-language-python-exec"
+  write_wrapper "$langhost" language-host "$PULUMI_VERSION" "--exec-shim=$CLI_BIN/pulumi-language-python-exec"
   step_done "the project's host (toolchain/language_host.py)"
 fi
 
@@ -188,16 +188,13 @@ for entry in "${PROVIDERS[@]}"; do
     log "  $name $version: the project's stand-in (toolchain/providers/)"
   fi
 done
+# What the engine will really see: every provider at its pinned version.
 have=$("$CLI_BIN/pulumi" plugin ls --json 2>&1) || die "\`pulumi plugin ls --json\` failed:" "$have"
-for entry in "${PROVIDERS[@]}"; do
-  read -r name version <<<"$entry"
-  python3 -c '
+missing=$(python3 -c '
 import json, sys
-name, version = sys.argv[1:]
 found = {(p.get("name"), str(p.get("version", "")).lstrip("v")) for p in json.load(sys.stdin) or [] if p.get("kind") == "resource"}
-sys.exit(0 if (name, version) in found else 1)' "$name" "$version" <<<"$have" \
-    || die "pulumi plugin ls does not show resource plugin $name $version in $PULUMI_HOME"
-done
+print(" ".join(f"{n}@{v}" for n, v in (e.split() for e in sys.argv[1:]) if (n, v) not in found))' "${PROVIDERS[@]}" <<<"$have")
+[[ -z $missing ]] || die "pulumi plugin ls does not show these resource plugins in $PULUMI_HOME: $missing"
 command -v psql >/dev/null 2>&1 || {
   log "  installing postgresql-client (psql) for the postgresql provider"
   { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null 2>&1 \

@@ -47,7 +47,7 @@ def test_state_and_outputs_hold_no_secret_in_plain_text(deployment):
     files = [p for p in (STATE / "backend" / ".pulumi").rglob("*") if p.is_file() and LIVE_STACK in p.name]
     stored = "\n".join(p.read_text(errors="replace") for p in files)
     assert any(p.parent.name == "medisys-platform" and p.parent.parent.name == "stacks" for p in files), files
-    assert "secure" in stored or "ciphertext" in stored, "the state holds no encrypted secret at all"
+    assert "ciphertext" in stored, "the state holds no encrypted secret at all"
     outputs = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", LIVE_STACK], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
     leaked = [name for name, value in found.items() if value in stored or value in outputs]

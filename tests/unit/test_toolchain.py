@@ -13,7 +13,7 @@ from cryptography import x509
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import language_pb2, provider_pb2, provider_pb2_grpc
 
-from toolchain.language_host import virtualenv_python
+from toolchain.language_host import LanguageHost, virtualenv_python
 from toolchain.providers.base import SIGNATURE, UNKNOWN, to_dict
 from toolchain.providers.docker import Container
 from toolchain.providers.postgres_sql import removal_for, statement_for
@@ -169,3 +169,7 @@ def test_postgresql_statements_never_run_concurrently(monkeypatch):
     for thread in threads:
         thread.join()
     assert peak[0] == 1
+
+
+def test_language_host_reports_the_cli_version_it_was_installed_beside():
+    assert LanguageHost("3.276.0", "127.0.0.1:1", "shim").GetPluginInfo(empty_pb2.Empty(), None).version == "3.276.0"

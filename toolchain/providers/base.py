@@ -56,14 +56,13 @@ def to_struct(values: dict[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def has_unknowns(value: Any) -> bool:
-    if value == UNKNOWN:
-        return True
-    if isinstance(value, dict):
-        return any(has_unknowns(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_unknowns(v) for v in value)
-    return False
+def old_inputs(request: provider_pb2.DiffRequest) -> dict[str, Any]:
+    """The inputs the resource was last deployed with (older engines send only its outputs)."""
+    return to_dict(request.old_inputs) if request.HasField("old_inputs") else to_dict(request.olds)
+
+
+def changed_keys(olds: dict[str, Any], news: dict[str, Any], ignored: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    return sorted(k for k in set(olds) | set(news) if k not in ignored and olds.get(k) != news.get(k))
 
 
 class ResourceType:
@@ -139,8 +138,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.CheckResponse(inputs=request.news)
 
     def DiffConfig(self, request, context):
-        olds, news = to_dict(request.old_inputs or request.olds), to_dict(request.news)
-        changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k))
+        changed = changed_keys(old_inputs(request), to_dict(request.news))
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE, diffs=changed
         )
@@ -165,10 +163,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Diff(self, request, context):
         kind = self._resource_type(request.urn, context)
-        olds = to_dict(request.old_inputs) if request.HasField("old_inputs") else to_dict(request.olds)
         news = to_dict(request.news)
         ignored = {path.split(".")[0].split("[")[0] for path in request.ignoreChanges}
-        changed = sorted(k for k in set(olds) | set(news) if k not in ignored and olds.get(k) != news.get(k))
+        changed = changed_keys(old_inputs(request), news, ignored)
         replaces = [k for k in changed if k not in kind.updatable]
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE,

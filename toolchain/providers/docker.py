@@ -32,22 +32,30 @@ def _removed(call) -> None:
             raise
 
 
-class Network(ResourceType):
+class DockerObject(ResourceType):
+    """A network or volume: present while `docker <kind> inspect` finds it, removed with `rm`."""
+
+    kind = ""
+
+    def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
+        return state if _inspect(self.kind, resource_id) else None
+
+    def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
+        _removed(lambda: docker(self.kind, "rm", resource_id))
+
+
+class Network(DockerObject):
     token = "docker:index/network:Network"
+    kind = "network"
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         create_network(inputs)
         return _existing("network", inputs["name"])["Id"], inputs
 
-    def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        return state if _inspect("network", resource_id) else None
 
-    def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
-        _removed(lambda: docker("network", "rm", resource_id))
-
-
-class Volume(ResourceType):
+class Volume(DockerObject):
     token = "docker:index/volume:Volume"
+    kind = "volume"
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         create_volume(inputs)
@@ -55,12 +63,6 @@ class Volume(ResourceType):
 
     def preview_outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         return {**inputs, "mountpoint": UNKNOWN}
-
-    def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        return state if _inspect("volume", resource_id) else None
-
-    def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
-        _removed(lambda: docker("volume", "rm", resource_id))
 
 
 class Container(ResourceType):

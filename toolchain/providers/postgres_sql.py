@@ -27,17 +27,21 @@ def statement_for(type_token: str, i: dict[str, Any]) -> tuple[str, str] | None:
         return i["database"], f'CREATE EXTENSION IF NOT EXISTS "{i["name"]}";'
     if kind == "Schema":
         return i["database"], f'CREATE SCHEMA "{i["name"]}" AUTHORIZATION "{i["owner"]}";'
-    if kind == "Grant":
-        privileges = ", ".join(i["privileges"])
-        target = {"database": f'DATABASE "{i["database"]}"', "schema": f'SCHEMA "{i.get("schema")}"'}[i["objectType"]]
-        return i["database"], f'GRANT {privileges} ON {target} TO "{i["role"]}";'
-    if kind == "DefaultPrivileges":
-        privileges = ", ".join(i["privileges"])
-        return i["database"], (
-            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{i["owner"]}" IN SCHEMA "{i["schema"]}" '
-            f'GRANT {privileges} ON {i["objectType"].upper()}S TO "{i["role"]}";'
-        )
+    if kind in ("Grant", "DefaultPrivileges"):
+        return _privileges(kind, i, "GRANT", "TO")
     return None
+
+
+def _privileges(kind: str, i: dict[str, Any], verb: str, preposition: str) -> tuple[str, str]:
+    """GRANT ... TO or REVOKE ... FROM, on the object (Grant) or as default privileges."""
+    privileges = ", ".join(i["privileges"])
+    if kind == "Grant":
+        target = {"database": f'DATABASE "{i["database"]}"', "schema": f'SCHEMA "{i.get("schema")}"'}[i["objectType"]]
+        return i["database"], f'{verb} {privileges} ON {target} {preposition} "{i["role"]}";'
+    return i["database"], (
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{i["owner"]}" IN SCHEMA "{i["schema"]}" '
+        f'{verb} {privileges} ON {i["objectType"].upper()}S {preposition} "{i["role"]}";'
+    )
 
 
 def removal_for(type_token: str, i: dict[str, Any]) -> tuple[str, str] | None:
@@ -52,16 +56,8 @@ def removal_for(type_token: str, i: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "Schema":
         cascade = " CASCADE" if i.get("dropCascade") else ""
         return i["database"], f'DROP SCHEMA IF EXISTS "{i["name"]}"{cascade};'
-    if kind == "Grant":
-        privileges = ", ".join(i["privileges"])
-        target = {"database": f'DATABASE "{i["database"]}"', "schema": f'SCHEMA "{i.get("schema")}"'}[i["objectType"]]
-        return i["database"], f'REVOKE {privileges} ON {target} FROM "{i["role"]}";'
-    if kind == "DefaultPrivileges":
-        privileges = ", ".join(i["privileges"])
-        return i["database"], (
-            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{i["owner"]}" IN SCHEMA "{i["schema"]}" '
-            f'REVOKE {privileges} ON {i["objectType"].upper()}S FROM "{i["role"]}";'
-        )
+    if kind in ("Grant", "DefaultPrivileges"):
+        return _privileges(kind, i, "REVOKE", "FROM")
     return None
 
 
