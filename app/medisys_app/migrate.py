@@ -64,13 +64,15 @@ def discover(directory: Path) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+def newer_than_release(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[str]:
+    """Applied migrations this release does not ship: a rollback to an earlier release. Allowed,
+    because migrations only expand (README "Database migrations"); the job says so in its log."""
+    known = {m.version for m in migrations}
+    return [f"{v:04d}_{name}" for v, (name, _) in sorted(applied.items()) if v not in known]
+
+
 def pending(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
     """The migrations still to apply; refuses a history that differs from the files."""
-    known = {m.version for m in migrations}
-    for version, (name, _) in applied.items():
-        if version not in known:
-            raise MigrationError(f"the database has migration {version:04d}_{name}, which this release does not ship: "
-                                 "deploy a release that contains it (never delete an applied migration)")
     for migration in migrations:
         if migration.version in applied and applied[migration.version][1] != migration.checksum:
             raise MigrationError(f"{migration.version:04d}_{migration.name}.sql changed after it was applied: "
@@ -95,7 +97,12 @@ def migrate(conn, migrations: list[Migration], log=print) -> list[Migration]:
     try:
         conn.execute(VERSION_TABLE)
         rows = conn.execute("SELECT version, name, checksum FROM app.schema_migrations").fetchall()
-        todo = pending(migrations, {v: (n, c) for v, n, c in rows})
+        history = {v: (n, c) for v, n, c in rows}
+        ahead = newer_than_release(migrations, history)
+        if ahead:
+            log(f"the database is ahead of this release ({', '.join(ahead)} applied by a later one): "
+                "running it is a rollback, which expand-only migrations allow")
+        todo = pending(migrations, history)
         for migration in todo:
             label = f"{migration.version:04d}_{migration.name}"
             try:
