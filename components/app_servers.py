@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.network import SegmentedNetworks
 from components.templates import TEMPLATE_DIR
 from config import AppServers, Resources
@@ -136,7 +137,7 @@ class AppServerTier(pulumi.ComponentResource):
         self.containers = []
         self.gates = []
         self.metrics_targets: list[tuple[str, str]] = []  # (server, host:port) for Prometheus
-        previous: pulumi.Resource = self.migrations
+        previous = after_success(self.migrations, f"the release's database migrations ({name}-migrations)")
         for index in range(1, args.count + 1):
             server = f"{name}-{index}"
             host = FIRST_HOST_NUMBER + index - 1
@@ -157,17 +158,20 @@ class AppServerTier(pulumi.ComponentResource):
                 wait_timeout_seconds=SERVER_WAIT_SECONDS,
             )
             container = service_container(server, server, name, spec, pulumi.ResourceOptions(parent=self, depends_on=[previous]))
-            previous = self._gate(f"{server}-gate", server, container, plan.host("production", host), args.port,
+            gate_job = self._gate(f"{server}-gate", server, container, plan.host("production", host), args.port,
                                   Attachment(networks["management"], plan.host("management", FIRST_GATE_HOST_NUMBER + index - 1)), gate)
+            previous = after_success(gate_job, f"{server} coming into HAProxy's rotation ({server}-gate)")
             self.containers.append(container)
-            self.gates.append(previous)
+            self.gates.append(gate_job)
             self.metrics_targets.append((server, f"{plan.host('management', host)}:{args.port}"))
         self.service_name = SERVICE_ALIAS
         self.port = args.port
-        self.register_outputs({"servers": [c.name for c in self.containers]})
+        # The last gate has no server after it: its result fails `up` through the outputs.
+        self.rolled_out = previous.apply(lambda _: True)
+        self.register_outputs({"servers": [c.name for c in self.containers], "rolled_out": self.rolled_out})
 
-    def _gate(self, name: str, server: str, container: pulumi.Resource, address: str, port: int,
-              attachment: Attachment, gate: RolloutGate) -> pulumi.Resource:
+    def _gate(self, name: str, server: str, container: docker.Container, address: str, port: int,
+              attachment: Attachment, gate: RolloutGate) -> docker.Container:
         spec = ServiceSpec(
             role="app-rollout-gate",
             image=gate.image,
@@ -180,7 +184,7 @@ class AppServerTier(pulumi.ComponentResource):
                   f"BACKEND={gate.backend}", f"GATE_TIMEOUT_SECONDS={GATE_TIMEOUT_SECONDS}"],
             files=[
                 # The server's container ID makes the gate run again whenever the server is replaced.
-                ConfigFile("/run/medisys/server-id", container.id),  # type: ignore[attr-defined]
+                ConfigFile("/run/medisys/server-id", container.id),
                 ConfigFile("/usr/local/bin/app-rollout-gate", (TEMPLATE_DIR / "app-rollout-gate.sh").read_text(), executable=True),
             ],
             user="haproxy",

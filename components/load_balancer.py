@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.network import SegmentedNetworks
 from config import LoadBalancer
 
@@ -132,10 +132,13 @@ class LoadBalancerTier(pulumi.ComponentResource):
         )
         # HAProxy starts from the release the job installed; later jobs only reload it.
         self.container = service_container(
-            f"{name}-haproxy", f"{name}-haproxy", name, spec, pulumi.ResourceOptions(parent=self, depends_on=[self.config_job])
+            f"{name}-haproxy", f"{name}-haproxy", name, spec,
+            pulumi.ResourceOptions(parent=self, depends_on=[after_success(self.config_job, f"the edge config release ({name}-config)")])
         )
         self.https_url = f"https://{args.bind_address}:{args.https_port}"
         self.metrics_target = f"{self.management_address}:{MANAGEMENT_PORT}"
         self.stats_url = f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"
         self.app_backend = APP_BACKEND
-        self.register_outputs({"https_url": self.https_url})
+        # A later release only replaces the job; its result fails `up` through the outputs.
+        self.config_released = after_success(self.config_job, f"the edge config release ({name}-config)").apply(lambda _: True)
+        self.register_outputs({"https_url": self.https_url, "config_released": self.config_released})
