@@ -7,54 +7,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
-import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from google.protobuf import struct_pb2
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2
 
+from tests.support.plugins import plugin_stubs, struct, urn
 from toolchain.providers import docker as docker_provider
 from toolchain.providers.base import UNKNOWN, to_dict
 from toolchain.providers.docker import Container, RemoteImage, container_live, go_duration, nano_cpus, overlay
 from toolchain.providers.docker_engine import container_create_args, container_update_args
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "docker:index/container:Container"
-
-
-def struct(values: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(values)
-    return s
-
-
-def urn(token: str, name: str = "r") -> str:
-    return f"urn:pulumi:dev::medisys-platform::medisys:platform:Parent${token}::{name}"
 
 
 @pytest.fixture(scope="module")
 def plugin():
-    processes, stubs = [], {}
-
-    def start(name: str):
-        if name not in stubs:
-            process = subprocess.Popen([sys.executable, str(ROOT / "toolchain" / "plugin.py"), "resource", name, "1.0.0", "127.0.0.1:1"],
-                                       stdout=subprocess.PIPE, text=True)
-            processes.append(process)
-            port = int(process.stdout.readline())
-            stubs[name] = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-        return stubs[name]
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+    yield from plugin_stubs()
 
 
 # --- docker: the diff -------------------------------------------------------------------------------
