@@ -414,3 +414,12 @@ def test_an_ed25519_ca_signs_a_chain(plugin):
         "certRequestPem": csr["certRequestPem"], "caCertPem": ca["certPem"], "caPrivateKeyPem": ca_key["privateKeyPem"],
         "validityPeriodHours": 1, "allowedUses": ["server_auth"]})
     x509.load_pem_x509_certificate(leaf["certPem"].encode()).verify_directly_issued_by(x509.load_pem_x509_certificate(ca["certPem"].encode()))
+
+
+def test_a_whole_cpu_written_as_1_reads_back_as_1_0_and_replaces_like_upstream():
+    """Upstream writes NanoCpus back as "1.0" (nanoInt64ToDecimalString) and `cpus` is ForceNew: a
+    program sending "1" sees its container replaced after every refresh. The stand-in does the same."""
+    state = {**BASE, "cpus": "1"}
+    live = read(inspect_of(state, **{"HostConfig.NanoCpus": 1_000_000_000}), state)
+    assert live["cpus"] == "1.0" != state["cpus"]
+    assert "cpus" not in Container.updatable
