@@ -37,7 +37,7 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["image"] = "medisys/app:latest"
     elif variant == "database-port-published" and role == "postgres-primary":
         props["ports"] = [docker.ContainerPortArgs(internal=5432, external=15432, ip="127.0.0.1")]
-    elif variant == "tls-off" and role == "load-balancer":
+    elif variant == "tls-off" and role == "load-balancer-config":
         props["uploads"] = [
             docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
             if u.file == HAPROXY_CFG
