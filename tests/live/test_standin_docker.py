@@ -14,7 +14,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from tests.live.conftest import docker_available
 from tests.support.plugins import ROOT, plugin_stubs, struct, urn
-from toolchain.providers.base import to_dict
+from toolchain.providers.base import UNKNOWN, to_dict
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs the Docker engine")
 
@@ -133,3 +133,22 @@ def test_remote_image_finds_a_local_image_by_name(docker_stub):
     assert outputs["repoDigest"] == ((image.get("RepoDigests") or [""])[0])
     docker_stub.Delete(provider_pb2.DeleteRequest(urn=urn(token, "img"), id=created.id, properties=created.properties))
     assert subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0  # keepLocally
+
+
+def test_a_failing_one_shot_job_is_recorded_with_its_output_not_failed(docker_stub):
+    """pulumi-docker waits for an attached job and records exit_code and container_logs; the
+    program (components/container.py after_success) decides what a non-zero exit means."""
+    name = f"{PREFIX}-job"
+    inputs = check(docker_stub, CONTAINER, {"name": name, "image": IMAGE, "command": ["sh", "-c", "echo half done; echo boom >&2; exit 3"],
+                                            "attach": True, "logs": True, "mustRun": False, "restart": "no"})
+    preview = to_dict(docker_stub.Create(provider_pb2.CreateRequest(urn=urn(CONTAINER, "job"), properties=struct(inputs), preview=True)).properties)
+    assert preview["exitCode"] == preview["containerLogs"] == UNKNOWN
+    try:
+        created = docker_stub.Create(provider_pb2.CreateRequest(urn=urn(CONTAINER, "job"), properties=struct(inputs)))
+        outputs = to_dict(created.properties)
+        assert outputs["exitCode"] == 3
+        assert "half done" in outputs["containerLogs"] and "boom" in outputs["containerLogs"]
+        refreshed = read(docker_stub, created.id, inputs, outputs)
+        assert to_dict(refreshed.inputs) == inputs and to_dict(refreshed.properties) == outputs
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)

@@ -24,6 +24,7 @@ from toolchain.providers.base import UNKNOWN, ProviderError, ResourceType
 from toolchain.providers.docker_engine import (
     MIB,
     DockerError,
+    container_logs,
     container_update_args,
     create_network,
     create_volume,
@@ -211,7 +212,9 @@ class Container(ResourceType):
         return checked, failures
 
     def preview_outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {**inputs, "exitCode": UNKNOWN} if inputs.get("attach") else dict(inputs)
+        if not inputs.get("attach"):
+            return dict(inputs)
+        return {**inputs, "exitCode": UNKNOWN, **({"containerLogs": UNKNOWN} if inputs.get("logs") else {})}
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = inputs["name"]
@@ -219,7 +222,9 @@ class Container(ResourceType):
             raise ProviderError(f"a container named {name} already exists and is not in this stack's state: "
                                 f"remove it (docker rm -f {name}) or import it, then run `pulumi up` again")
         try:
-            run_container(inputs)
+            # As upstream: an attached job's non-zero exit is recorded (exitCode, and its output in
+            # containerLogs when `logs` is set), not a failure; the program decides what it means.
+            run_container(inputs, fail_on_exit=False)
         except DockerError as error:
             # Leave nothing half-made behind: the next `up` creates the container again from scratch.
             _removed(lambda: docker("rm", "--force", "--volumes", name))
@@ -228,6 +233,8 @@ class Container(ResourceType):
         outputs = dict(inputs)
         if inputs.get("attach"):
             outputs["exitCode"] = state["State"]["ExitCode"]
+            if inputs.get("logs"):
+                outputs["containerLogs"] = container_logs(name)
         return state["Id"], outputs
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -240,8 +247,9 @@ class Container(ResourceType):
             # Upstream's refresh records a stopped must-run container as mustRun=false; this update starts it.
             docker("start", resource_id)
         outputs = dict(news)
-        if "exitCode" in olds and news.get("attach"):
-            outputs["exitCode"] = olds["exitCode"]
+        for computed in ("exitCode", "containerLogs"):
+            if computed in olds and news.get("attach"):
+                outputs[computed] = olds[computed]
         return outputs
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:

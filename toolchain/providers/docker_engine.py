@@ -206,7 +206,10 @@ def wait_healthy(name: str, timeout: float) -> None:
     raise DockerError(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n{container_logs(name, 30)}")
 
 
-def run_container(inputs: dict[str, Any]) -> None:
+def run_container(inputs: dict[str, Any], fail_on_exit: bool = True) -> int | None:
+    """Creates, attaches, fills and starts the container; for `attach`, waits for it to end and
+    returns its exit code (a non-zero one raises unless fail_on_exit is False: pulumi-docker
+    records it and leaves the verdict to the program; the replay has no program to decide)."""
     name = inputs["name"]
     docker(*container_create_args(inputs))
     for extra in inputs.get("networksAdvanced", [])[1:]:
@@ -215,11 +218,13 @@ def run_container(inputs: dict[str, Any]) -> None:
     if inputs.get("uploads"):
         docker("cp", "-", f"{name}:/", input=_uploads_tar(inputs["uploads"]))
     if inputs.get("start") is False:
-        return
+        return None
     docker("start", name)
     if inputs.get("attach"):
         code = int(docker("wait", name, timeout=int(inputs.get("waitTimeout", 180))).strip())
-        if code != 0:
+        if code != 0 and fail_on_exit:
             raise DockerError(f"one-shot {name} exited {code}: {container_logs(name)}")
-    elif inputs.get("wait"):
+        return code
+    if inputs.get("wait"):
         wait_healthy(name, float(inputs.get("waitTimeout", 180)))
+    return None
