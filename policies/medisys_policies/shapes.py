@@ -46,7 +46,9 @@ CONTAINER_ROLES: Final = frozenset(
         "redis",
         "redis-cluster-init",
         "prometheus",
+        "prometheus-config",
         "alertmanager",
+        "alertmanager-config",
         "grafana",
         "postgres-exporter",
         "redis-exporter",
@@ -64,9 +66,13 @@ VOLUME_ROLES: Final = frozenset(
         "alertmanager-data",
         "postgres-socket",
         "load-balancer-runtime",
+        "prometheus-config",
+        "alertmanager-config",
     }
 )
-ONE_SHOT_ROLES: Final = frozenset({"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate"})
+ONE_SHOT_ROLES: Final = frozenset(
+    {"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate", "prometheus-config", "alertmanager-config"}
+)
 POSTGRES_SERVER_ROLES: Final = frozenset({"postgres-primary", "postgres-replica"})
 
 # Config files uploaded as literal `uploads[].content`. Policies read the content of these

@@ -15,7 +15,8 @@ def test_dev_topology_registers_every_tier(run_program):
     roles = sorted(labels_of(c)["medisys.role"] for c in mocks.of_type(CONTAINER))
     assert roles == sorted(
         ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres-primary", "postgres-replica", "postgres-backup", "redis", "redis", "redis",
-         "redis-cluster-init", "postgres-exporter", "redis-exporter", "blackbox-exporter", "prometheus", "alertmanager"]
+         "redis-cluster-init", "postgres-exporter", "redis-exporter", "blackbox-exporter", "prometheus", "alertmanager",
+         "prometheus-config", "alertmanager-config"]
     )
     assert len(mocks.of_type(NETWORK)) == 4
 
@@ -81,7 +82,7 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
     volume_roles = sorted(labels_of(v)["medisys.role"] for v in mocks.of_type(VOLUME))
     assert volume_roles == sorted(
         ["postgres-data", "postgres-data", "postgres-socket", "backup-repo", "redis-data", "redis-data", "redis-data",
-         "prometheus-data", "alertmanager-data", "load-balancer-runtime"]
+         "prometheus-data", "alertmanager-data", "load-balancer-runtime", "prometheus-config", "alertmanager-config"]
     )
 
 
