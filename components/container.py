@@ -102,7 +102,8 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         memory=spec.resources.memory_mb,
         # Equal to memory: no swap, so a memory leak is an OOM kill, not a slow host.
         memory_swap=spec.resources.memory_mb,
-        cpus=f"{spec.resources.cpus:g}",
+        # As the engine reads it back ("1.0", not "1"): `cpus` forces a replacement when it differs.
+        cpus=str(float(spec.resources.cpus)),
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=a.network.name, ipv4_address=a.address, aliases=list(a.aliases) or None)
             for a in spec.attachments
