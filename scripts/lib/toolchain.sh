@@ -6,18 +6,22 @@
 #
 # What it does, in order (each step is skipped when its result is already in the cache):
 #   1. CLI: a `pulumi` that reports v$PULUMI_VERSION: the copy kept in
-#      $MEDISYS_CACHE/toolchain/pulumi-<version>/bin, else one on PATH, else built here from the
-#      pinned Go module github.com/pulumi/pulumi/pkg/v3 through the Go module proxy (~10 min of
-#      compiling on 2 cores, once; modules and build cache stay in $MEDISYS_CACHE/go).
-#   2. Python language host: Pulumi's own `pulumi-language-python` when it sits beside the CLI.
-#      Its Go module is refused by this workplace's proxy, so otherwise the project's host
-#      (toolchain/language_host.py) is installed there, with Pulumi's pulumi-language-python-exec
-#      shim taken from the pulumi/sdk/v3 module.
+#      $MEDISYS_CACHE/toolchain/pulumi-<version>/bin, else one on PATH, else Pulumi's release
+#      archive when get.pulumi.com or GitHub answer (checked against its published SHA-256 sums,
+#      toolchain/upstream.py), else built here from the pinned Go module
+#      github.com/pulumi/pulumi/pkg/v3 through the Go module proxy (~10 min of compiling on
+#      2 cores, once; modules and build cache stay in $MEDISYS_CACHE/go).
+#   2. Python language host: Pulumi's own `pulumi-language-python` when it sits beside the CLI,
+#      or from the release archive when it can be downloaded. Its Go module is refused by this
+#      workplace's proxy, so otherwise the project's host (toolchain/language_host.py) is
+#      installed there, with Pulumi's pulumi-language-python-exec shim from the pulumi/sdk/v3 module.
 #   3. Providers, in a Pulumi home of the project's own ($MEDISYS_CACHE/toolchain/pulumi-home, so
-#      nothing here shadows another project's plugins): an upstream binary supplied as
-#      $MEDISYS_CACHE/toolchain/pulumi-resource-NAME-VERSION/pulumi-resource-NAME is installed as
-#      is; otherwise the project's stand-in (toolchain/providers/), because the proxy refuses every
-#      upstream provider module. `pulumi plugin ls` must then show all four at their versions.
+#      nothing here shadows another project's plugins), by scripts/lib/providers.sh: an upstream
+#      binary supplied in the cache, an upstream plugin already installed, Pulumi's release archive
+#      (sums checked; PULUMI_PLUGIN_DOWNLOAD_URL_OVERRIDES honoured), else the project's stand-in
+#      (toolchain/providers/). One line, `providers: ...`, says which the engine will run.
+#   Downloads give up after MEDISYS_DOWNLOAD_TIMEOUT seconds without progress (default 5), so an
+#   offline machine decides in about a second; MEDISYS_OFFLINE=1 does not try them at all.
 #   4. Writes the exports (PATH, PULUMI_HOME, offline switches) to stdout and $ENV_FILE.
 set -euo pipefail
 
@@ -116,6 +120,23 @@ build_cli() {
   cd "$ROOT"
 }
 
+# Pulumi's release archive of the CLI (with its language hosts), downloaded and checked against the
+# published sums by toolchain/upstream.py; tried once per run. Sets OFFICIAL to its path, or
+# OFFICIAL_WHY to why not.
+OFFICIAL='' OFFICIAL_WHY=''
+official_archive() {
+  [[ -n $OFFICIAL || -n $OFFICIAL_WHY ]] && { [[ -n $OFFICIAL ]]; return; }
+  local err
+  err=$(mktemp)
+  if OFFICIAL=$(python3 "$ROOT/toolchain/upstream.py" cli "$TC/downloads" "$PULUMI_VERSION" 2>"$err"); then
+    rm -f "$err"
+    return 0
+  fi
+  OFFICIAL='' OFFICIAL_WHY=$(tail -n 1 "$err")
+  rm -f "$err"
+  return 1
+}
+
 step "pulumi CLI v$PULUMI_VERSION"
 if [[ -x $CLI_BIN/pulumi ]] && cli_version_ok "$CLI_BIN"; then
   step_done "using $CLI_BIN (cached)"
@@ -123,7 +144,11 @@ elif found=$(command -v pulumi 2>/dev/null) && cli_version_ok "$(dirname "$(read
   mkdir -p "$CLI_BIN"
   ln -sf "$(readlink -f "$found")" "$CLI_BIN/pulumi"
   step_done "using $found"
+elif official_archive && mkdir -p "$CLI_BIN" && tar -xzf "$OFFICIAL" -C "$CLI_BIN" --strip-components=1 \
+  && cli_version_ok "$CLI_BIN"; then
+  step_done "Pulumi's release archive $(basename "$OFFICIAL") (sha256 verified) into $CLI_BIN"
 else
+  [[ -n $OFFICIAL_WHY ]] && log "  Pulumi's release archive not used: $OFFICIAL_WHY"
   build_cli
   cli_version_ok "$CLI_BIN" || die "the pulumi built in $CLI_BIN does not report v$PULUMI_VERSION"
   step_done "built into $CLI_BIN"
@@ -132,29 +157,18 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2. The Python language host, beside the CLI (where the engine looks for bundled plugins)
 
-MARKER='# medisys-platform plugin wrapper'
-# wrapper FILE ARGS...: an executable that runs toolchain/plugin.py ARGS with the project's venv.
-# The checkout is taken from MEDISYS_ROOT (exported by env.sh), so one cache serves every clone.
-write_wrapper() {
-  local file=$1 tmp
-  shift
-  tmp=$(mktemp "$file.XXXXXX")
-  cat >"$tmp" <<EOF
-#!/bin/sh
-$MARKER (scripts/lib/toolchain.sh)
-root=\${MEDISYS_ROOT:-$ROOT}
-exec "\$root/venv/bin/python" "\$root/toolchain/plugin.py" $* "\$@"
-EOF
-  chmod 0755 "$tmp"
-  mv -f "$tmp" "$file"
-}
-is_ours() { [[ -f $1 ]] && grep -q "^$MARKER" "$1"; }
+# shellcheck source=scripts/lib/plugin-wrapper.sh
+. "$ROOT/scripts/lib/plugin-wrapper.sh"
 
 step "Python language host"
 langhost=$CLI_BIN/pulumi-language-python
 if [[ -x $langhost ]] && ! is_ours "$langhost"; then
   step_done "Pulumi's own, beside the CLI"
+elif official_archive && tar -xzf "$OFFICIAL" -C "$CLI_BIN" --strip-components=1 \
+  pulumi/pulumi-language-python pulumi/pulumi-language-python-exec && ! is_ours "$langhost"; then
+  step_done "Pulumi's own, from the release archive $(basename "$OFFICIAL") (sha256 verified)"
 else
+  [[ -n $OFFICIAL_WHY ]] && log "  Pulumi's language host not downloaded: $OFFICIAL_WHY"
   shim=$GOMODCACHE/$SDK_MODULE@v$PULUMI_VERSION/python/cmd/pulumi-language-python-exec
   if [[ ! -f $shim ]]; then
     check_go
@@ -170,31 +184,7 @@ fi
 # 3. Provider plugins
 
 step "provider plugins in $PULUMI_HOME"
-for entry in "${PROVIDERS[@]}"; do
-  read -r name version <<<"$entry"
-  dir=$PULUMI_HOME/plugins/resource-$name-v$version
-  supplied=$TC/pulumi-resource-$name-$version/pulumi-resource-$name
-  if [[ -x $supplied ]]; then
-    if ! cmp -s "$supplied" "$dir/pulumi-resource-$name"; then
-      out=$("$CLI_BIN/pulumi" plugin install resource "$name" "$version" --file "$supplied" --reinstall 2>&1) \
-        || die "pulumi plugin install resource $name $version --file $supplied failed:" "$out"
-    fi
-    log "  $name $version: upstream binary from $supplied"
-  elif [[ -f $dir/pulumi-resource-$name ]] && ! is_ours "$dir/pulumi-resource-$name"; then
-    log "  $name $version: upstream binary already installed"
-  else
-    mkdir -p "$dir"
-    write_wrapper "$dir/pulumi-resource-$name" resource "$name" "$version"
-    log "  $name $version: the project's stand-in (toolchain/providers/)"
-  fi
-done
-# What the engine will really see: every provider at its pinned version.
-have=$("$CLI_BIN/pulumi" plugin ls --json 2>&1) || die "\`pulumi plugin ls --json\` failed:" "$have"
-missing=$(python3 -c '
-import json, sys
-found = {(p.get("name"), str(p.get("version", "")).lstrip("v")) for p in json.load(sys.stdin) or [] if p.get("kind") == "resource"}
-print(" ".join(f"{n}@{v}" for n, v in (e.split() for e in sys.argv[1:]) if (n, v) not in found))' "${PROVIDERS[@]}" <<<"$have")
-[[ -z $missing ]] || die "pulumi plugin ls does not show these resource plugins in $PULUMI_HOME: $missing"
+PULUMI_CLI=$CLI_BIN/pulumi bash "$ROOT/scripts/lib/providers.sh" "${PROVIDERS[@]/ /=}"
 command -v psql >/dev/null 2>&1 || {
   log "  installing postgresql-client (psql) for the postgresql provider"
   { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null 2>&1 \
@@ -202,6 +192,8 @@ command -v psql >/dev/null 2>&1 || {
     || die "psql is missing and apt-get could not install postgresql-client: install it (apt-get install postgresql-client)"
 }
 step_done "all ${#PROVIDERS[@]} present"
+
+[[ -n $OFFICIAL ]] && rm -f "$OFFICIAL"
 
 # ---------------------------------------------------------------------------------------------
 # 4. The environment for callers
