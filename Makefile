@@ -13,6 +13,7 @@ bootstrap:
 up: bootstrap
 	venv/bin/python scripts/preflight.py $(STACK)
 	bash scripts/stack-select $(STACK)
+	@cat .state/providers
 	$(PULUMI) up --yes --policy-pack policies --policy-pack-config policies/config/$(STACK).json
 	$(PULUMI) stack output
 
