@@ -13,7 +13,7 @@ bootstrap:
 up: bootstrap
 	venv/bin/python scripts/preflight.py $(STACK)
 	bash scripts/stack-select $(STACK)
-	@cat .state/providers
+	@cat .state/providers 2>/dev/null || true
 	$(PULUMI) up --yes --policy-pack policies --policy-pack-config policies/config/$(STACK).json
 	$(PULUMI) stack output
 
