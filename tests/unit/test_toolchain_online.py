@@ -233,3 +233,28 @@ def test_setup_offline_decides_within_seconds_on_the_stand_ins(pulumi_cli: str, 
     download = [x for x in done.stderr.splitlines() if "download attempt:" in x]
     assert download and float(download[0].split(": ")[1].rstrip("s)")) < 3, done.stderr
     assert time.monotonic() - started < 60
+
+
+def test_cli_archive_is_taken_only_with_its_published_sum(monkeypatch: pytest.MonkeyPatch, mirror: Mirror, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    version = "3.276.0"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("pulumi/pulumi")
+        info.size, info.mode = 2, 0o755
+        archive.addfile(info, io.BytesIO(b"#!"))
+    release = mirror.directory / "sdk"
+    release.mkdir(parents=True)
+    name = upstream.cli_archive(version)
+    (release / name).write_bytes(buffer.getvalue())
+    monkeypatch.setenv("MEDISYS_PULUMI_RELEASES_URL", f"http://127.0.0.1:{mirror.port}/sdk")
+    monkeypatch.delenv("MEDISYS_OFFLINE", raising=False)
+    sums = release / f"pulumi-{version}-checksums.txt"
+    sums.write_text(f"{hashlib.sha256(buffer.getvalue()).hexdigest()}  {name}\n")
+    assert upstream.main(["cli", str(tmp_path / "a"), version]) == 0
+    assert Path(capsys.readouterr().out.strip()).read_bytes() == buffer.getvalue()
+    assert f"/sdk/{name}" in mirror.requests and name.startswith(f"pulumi-v{version}-linux-")
+    sums.write_text(f"{'1' * 64}  {name}\n")
+    assert upstream.main(["cli", str(tmp_path / "b"), version]) == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "b" / name).exists()
