@@ -297,6 +297,9 @@ def plugins(directory: Path, wanted: list[tuple[str, str]]) -> list[tuple[str, s
             log(f"{name} {version}: {error}")
             results.append((name, version, "stand-in", str(error)))
             continue
+        except Exception as error:  # noqa: BLE001 - whatever goes wrong here, the offline path must still work
+            results.append((name, version, "stand-in", f"download failed unexpectedly: {error!r}"))
+            continue
         log(f"{name} {version}: downloaded {archive}, sha256 verified")
         results.append((name, version, "upstream", str(path)))
     return results

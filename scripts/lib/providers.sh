@@ -52,8 +52,13 @@ done
 # Pulumi's release archives for the rest (one python3 run, so an unreachable host is tried once).
 if ((${#to_fetch[@]})); then
   t0=$(date +%s%3N)
-  results=$(python3 "$ROOT/toolchain/upstream.py" plugins "$DOWNLOADS" "${to_fetch[@]}") \
-    || die "toolchain/upstream.py failed (see above)"
+  # Whatever happens there, the stand-ins remain: a failed run is reported, never fatal.
+  if ! results=$(python3 "$ROOT/toolchain/upstream.py" plugins "$DOWNLOADS" "${to_fetch[@]}"); then
+    results=''
+    for entry in "${to_fetch[@]}"; do
+      results+="${entry%%=*}"$'\t'"${entry#*=}"$'\t'"stand-in"$'\t'"toolchain/upstream.py failed (see above)"$'\n'
+    done
+  fi
   while IFS=$'\t' read -r name version kind detail; do
     [[ -n $name ]] || continue
     dir=$PULUMI_HOME/plugins/resource-$name-v$version

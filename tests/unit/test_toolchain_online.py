@@ -87,6 +87,13 @@ def online(monkeypatch: pytest.MonkeyPatch, mirror: Mirror) -> Mirror:
     return mirror
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_for_the_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI runner's HTTP proxy must not carry the requests meant for 127.0.0.1."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
 # --- where from, as Pulumi decides it -----------------------------------------------------------------
 
 
