@@ -210,8 +210,9 @@ def subnets_disjoint(resources: list[Resource], settings: Settings, reporter: Re
 _ALLOWED_SEGMENTS: Final = {
     "load-balancer": ["dmz", "production", "management"],
     "app": ["production", "database", "management"],
-    "postgres-primary": ["database", "management"],
-    "postgres-replica": ["database", "management"],
+    "postgres": ["database", "management"],
+    "etcd": ["database"],
+    "postgres-proxy": ["database"],
     "postgres-backup": ["database", "management"],
     "redis": ["database", "management"],
     "redis-cluster-init": ["database"],
