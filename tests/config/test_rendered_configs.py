@@ -100,26 +100,37 @@ def test_postgres_reports_a_misspelt_setting(tmp_path):
 
 
 PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, CFG.networks.host)
+# The same plan on loopback addresses: the check runs in a container without a network, and
+# Patroni's validation connects to every etcd endpoint (stand-in listeners answer there).
+LOCAL_PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n}")
+PATRONI_CHECK = """
+for host in $ETCD_HOSTS; do
+  python3 -c "import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 2379)); s.listen(); time.sleep(60)" "$host" &
+done
+sleep 1
+patroni --validate-config /etc/patroni
+"""
 
 
 def patroni_check(tmp_path: Path, patroni_yml: str):
     secrets = render_patroni_secrets("superuser-pw", "replication-pw", "rewind-pw", "api-pw")
     root = write_tree(tmp_path / "patroni", {"10-patroni.yml": patroni_yml, "20-secrets.yml": secrets})
-    # --validate-config checks every section against Patroni's schema, paths and binaries included.
-    return run_in_image("postgres", "patroni --validate-config /etc/patroni", {root: "/etc/patroni"})
+    hosts = " ".join(address for _, address in LOCAL_PLAN.etcd)
+    # --validate-config checks every section against Patroni's schema: types, paths, binaries, endpoints.
+    return run_in_image("postgres", f"export ETCD_HOSTS='{hosts}'\n{PATRONI_CHECK}", {root: "/etc/patroni"})
 
 
 @pytest.mark.parametrize("synchronous", [False, True])
 def test_patroni_validates_the_rendered_member_configuration(tmp_path, synchronous):
     settings = CFG.postgres.model_copy(update={"failover": CFG.postgres.failover.model_copy(update={"synchronous": synchronous})})
-    member, address = PLAN.members[0]
-    result = patroni_check(tmp_path, render_patroni_yml(settings, PLAN, member, address))
+    member, address = LOCAL_PLAN.members[0]
+    result = patroni_check(tmp_path, render_patroni_yml(settings, LOCAL_PLAN, member, address))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_patroni_rejects_a_broken_configuration(tmp_path):
-    member, address = PLAN.members[0]
-    broken = render_patroni_yml(CFG.postgres, PLAN, member, address).replace("loop_wait: 5", "loop_wait: soon")
+    member, address = LOCAL_PLAN.members[0]
+    broken = render_patroni_yml(CFG.postgres, LOCAL_PLAN, member, address).replace("loop_wait: 5", "loop_wait: soon")
     result = patroni_check(tmp_path, broken)
     assert result.returncode != 0
     assert "loop_wait" in result.stdout + result.stderr
@@ -147,15 +158,15 @@ set -e
 for i in 1 2 3; do
   sh -c "$(printenv ETCD_$i)" > /tmp/etcd-$i.log 2>&1 &
 done
-for _ in $(seq 1 60); do
+for _ in $(seq 1 30); do
   etcdctl --endpoints=https://127.0.0.11:2379 --cacert=/etc/etcd/tls/ca.crt --cert=/etc/etcd/tls/server.crt \
-    --key=/etc/etcd/tls/server.key endpoint health >/dev/null 2>&1 && break
+    --key=/etc/etcd/tls/server.key --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && break
   sleep 0.5
 done
 etcdctl --endpoints=https://127.0.0.11:2379,https://127.0.0.12:2379,https://127.0.0.13:2379 --cacert=/etc/etcd/tls/ca.crt \
   --cert=/etc/etcd/tls/server.crt --key=/etc/etcd/tls/server.key member list -w simple | sort
-echo "plain=$(etcdctl --endpoints=http://127.0.0.11:2379 --dial-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
-echo "no_client_cert=$(etcdctl --endpoints=https://127.0.0.11:2379 --cacert=/etc/etcd/tls/ca.crt --dial-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
+echo "plain=$(etcdctl --endpoints=http://127.0.0.11:2379 --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
+echo "no_client_cert=$(etcdctl --endpoints=https://127.0.0.11:2379 --cacert=/etc/etcd/tls/ca.crt --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
 """
 
 
@@ -167,7 +178,9 @@ def test_etcd_members_form_a_tls_cluster_from_the_rendered_commands(tmp_path):
 
     # The same commands on loopback addresses (the test container has no network).
     plan = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n - 4}")
-    certs = issue_test_certificates("etcd", ["etcd"], [a for _, a in plan.etcd])
+    # etcd checks a peer's certificate against the address it connects from; here every member
+    # connects from 127.0.0.1 (on the database segment each has its own address, in its certificate).
+    certs = issue_test_certificates("etcd", ["etcd"], [a for _, a in plan.etcd] + ["127.0.0.1"])
     root = write_tree(tmp_path / "etcd", {"ca.crt": certs["ca"], "server.crt": certs["cert"], "server.key": certs["key"]})
     commands = [shlex.join(etcd_command(plan, member, address)).replace("/var/lib/etcd/data", f"/tmp/etcd-{i}")
                 for i, (member, address) in enumerate(plan.etcd, start=1)]
