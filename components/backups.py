@@ -22,8 +22,19 @@ METRICS_PORT = 9854
 CIPHER_PASS_LENGTH = 48
 
 
-MEMBERS_MOUNT = "/var/lib/postgresql/members"  # the agent sees member N's data at MEMBERS_MOUNT/N
-SOCKETS_MOUNT = "/var/run/postgresql/members"  # ... and its socket directory at SOCKETS_MOUNT/N
+# Member N keeps its data in MEMBERS_MOUNT/N (its volume) and the agent mounts every member's
+# volume at the same path: pgBackRest requires pgN-path to equal the data_directory the server
+# reports. The agent sees member N's socket directory at SOCKETS_MOUNT/N.
+MEMBERS_MOUNT = "/var/lib/postgresql/members"
+SOCKETS_MOUNT = "/var/run/postgresql/members"
+
+
+def member_volume_path(index: int) -> str:
+    return f"{MEMBERS_MOUNT}/{index}"
+
+
+def member_data_dir(index: int) -> str:
+    return f"{member_volume_path(index)}/pgdata"
 
 
 def render_pgbackrest_conf(settings: Backups, pg_hosts: list[tuple[str, str]]) -> str:
@@ -34,14 +45,14 @@ def render_pgbackrest_conf(settings: Backups, pg_hosts: list[tuple[str, str]]) -
     return render("pgbackrest.conf", retention_days=settings.retention_days, stanza=STANZA, pg_servers=servers)
 
 
-def member_pg_host() -> list[tuple[str, str]]:
+def member_pg_host(index: int) -> list[tuple[str, str]]:
     """A member archives its own WAL: its own data directory and socket."""
-    return [("/var/lib/postgresql/data/pgdata", "/var/run/postgresql")]
+    return [(member_data_dir(index), "/var/run/postgresql")]
 
 
 def agent_pg_hosts(members: int) -> list[tuple[str, str]]:
     """The agent lists every member; pgBackRest asks each which is the primary and backs that one up."""
-    return [(f"{MEMBERS_MOUNT}/{i}/pgdata", f"{SOCKETS_MOUNT}/{i}") for i in range(1, members + 1)]
+    return [(member_data_dir(i), f"{SOCKETS_MOUNT}/{i}") for i in range(1, members + 1)]
 
 
 class DatabaseBackups(pulumi.ComponentResource):
@@ -68,13 +79,14 @@ class DatabaseBackups(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
         )
         cipher = random.RandomPassword(f"{name}-cipher-pass", length=CIPHER_PASS_LENGTH, special=False, opts=self._child)
-        self.member_config_text = render_pgbackrest_conf(args, member_pg_host())
         self.cipher_file = ConfigFile(CIPHER_PATH, cipher.result.apply(lambda p: f"[global]\nrepo1-cipher-pass={p}\n"), secret=True)
-        # Every PostgreSQL member archives with these.
-        self.member_files = [ConfigFile(CONFIG_PATH, self.member_config_text), self.cipher_file]
         self.repository_mount = docker.ContainerVolumeArgs(volume_name=self.repository.name, container_path=REPOSITORY_PATH)
         self.agent: docker.Container | None = None
         self.metrics_target: str | None = None
+
+    def member_files(self, index: int) -> list[ConfigFile]:
+        """What PostgreSQL member `index` archives with: its pgbackrest.conf and the cipher pass."""
+        return [ConfigFile(CONFIG_PATH, render_pgbackrest_conf(self._args, member_pg_host(index))), self.cipher_file]
 
     def start_agent(
         self,
@@ -90,7 +102,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         metrics_address = plan.host("management", HOST_NUMBER)
         self.agent_config_text = render_pgbackrest_conf(self._args, agent_pg_hosts(len(data_volumes)))
         mounts = [
-            docker.ContainerVolumeArgs(volume_name=v.name, container_path=f"{MEMBERS_MOUNT}/{i}", read_only=True)
+            docker.ContainerVolumeArgs(volume_name=v.name, container_path=member_volume_path(i), read_only=True)
             for i, v in enumerate(data_volumes, start=1)
         ] + [docker.ContainerVolumeArgs(volume_name=v.name, container_path=f"{SOCKETS_MOUNT}/{i}") for i, v in enumerate(socket_volumes, start=1)]
         spec = ServiceSpec(

@@ -18,7 +18,7 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 import yaml
 
-from components.backups import STANZA, DatabaseBackups
+from components.backups import STANZA, DatabaseBackups, member_data_dir, member_volume_path
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
 from components.network import SegmentedNetworks
 from components.pki import InternalCA
@@ -34,8 +34,6 @@ PROXY_HOST_NUMBER = 5
 FIRST_MEMBER_HOST_NUMBER = 10  # pg-1 .10, pg-2 .11, ... (1 + 3 replicas at most: .10-.13)
 FIRST_ETCD_HOST_NUMBER = 15  # etcd-1 .15, etcd-2 .16, etcd-3 .17
 ETCD_MEMBERS = 3  # a quorum of 2 survives the loss of any one
-PGDATA_MOUNT = "/var/lib/postgresql/data"
-PGDATA = f"{PGDATA_MOUNT}/pgdata"
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_DIR = "/etc/patroni"
 TLS_DIR = "/etc/postgresql/tls"
@@ -111,12 +109,13 @@ def _verified(username: str) -> dict[str, str]:
     return {"username": username, "sslmode": "verify-full", "sslrootcert": CA_FILE}
 
 
-def patroni_settings(settings: Postgres, plan: ClusterPlan, member: str, address: str) -> dict:
-    """Patroni's configuration for one member, without passwords (those are in the secret file).
+def patroni_settings(settings: Postgres, plan: ClusterPlan, index: int) -> dict:
+    """Patroni's configuration for member `index` (1-based), without passwords (in the secret file).
 
     `bootstrap.dcs` is the cluster-wide part: Patroni writes it to etcd once, when the cluster is
     first initialised; members read it from there ever after.
     """
+    member, address = plan.members[index - 1]
     failover = settings.failover
     dcs: dict = {
         "ttl": failover.ttl_seconds,
@@ -173,7 +172,7 @@ def patroni_settings(settings: Postgres, plan: ClusterPlan, member: str, address
         "postgresql": {
             "listen": f"{address}:{PORT}",
             "connect_address": f"{address}:{PORT}",
-            "data_dir": PGDATA,
+            "data_dir": member_data_dir(index),
             "bin_dir": "/usr/lib/postgresql/17/bin",
             "pgpass": "/tmp/pgpass",
             "custom_conf": "/etc/postgresql/postgresql.conf",
@@ -197,8 +196,8 @@ def patroni_settings(settings: Postgres, plan: ClusterPlan, member: str, address
     }
 
 
-def render_patroni_yml(settings: Postgres, plan: ClusterPlan, member: str, address: str) -> str:
-    text = yaml.safe_dump(patroni_settings(settings, plan, member, address), sort_keys=False)
+def render_patroni_yml(settings: Postgres, plan: ClusterPlan, index: int) -> str:
+    text = yaml.safe_dump(patroni_settings(settings, plan, index), sort_keys=False)
     return "# Rendered by components/postgres.py. Checked by `patroni --validate-config` in tests/config.\n" + text
 
 
@@ -356,12 +355,11 @@ class PostgresCluster(pulumi.ComponentResource):
             ConfigFile("/etc/postgresql/postgresql.conf", render_postgresql_conf(args)),
             ConfigFile("/etc/postgresql/pg_hba.conf", render_pg_hba(networks.plan.database)),
             ConfigFile(f"{PATRONI_DIR}/20-secrets.yml", secrets_yml, secret=True),
-            *backups.member_files,
         ]
         self.members: list[docker.Container] = []
         self.data_volumes: list[docker.Volume] = []
         self.socket_volumes: list[docker.Volume] = []
-        for member, address in self.plan.members:
+        for index, (member, address) in enumerate(self.plan.members, start=1):
             suffix = member.removeprefix(name + "-")
             data = volume("postgres-data", f"{suffix}-data", protect=protect_data)
             socket = volume("postgres-socket", f"{suffix}-socket", protect=False)
@@ -376,12 +374,14 @@ class PostgresCluster(pulumi.ComponentResource):
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_FILE, f"https://{address}:{REST_PORT}/health"],
                 envs=["PG_ROLE=member", f"PATRONI_CONFIG={PATRONI_DIR}"],
                 files=[
-                    ConfigFile(f"{PATRONI_DIR}/10-patroni.yml", render_patroni_yml(args, self.plan, member, address)),
+                    ConfigFile(f"{PATRONI_DIR}/10-patroni.yml", render_patroni_yml(args, self.plan, index)),
                     *common_files,
+                    *backups.member_files(index),
                     *tls_files(member, address),
                 ],
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=PGDATA_MOUNT),
+                    # Each member at its own path, the same in the backup agent (pgBackRest compares them).
+                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=member_volume_path(index)),
                     docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
                     backups.repository_mount,
                 ],

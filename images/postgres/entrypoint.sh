@@ -8,7 +8,7 @@
 # Passwords arrive as files (never environment values) and never reach a command line.
 set -euo pipefail
 
-: "${PG_ROLE:?set PG_ROLE to primary, replica or backup}"
+: "${PG_ROLE:?set PG_ROLE to member or backup}"
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 : "${STANZA:=main}"
 export PGDATA
@@ -27,7 +27,7 @@ install_private_key() {
 }
 
 run_member() {
-    : "${PATRONI_CONFIG:?set PATRONI_CONFIG to Patroni's configuration directory}"
+    : "${PATRONI_CONFIG:?set PATRONI_CONFIG to the Patroni configuration directory}"
     install_private_key
     need_file "$PATRONI_CONFIG/10-patroni.yml"
     need_file "$PATRONI_CONFIG/20-secrets.yml"

@@ -102,9 +102,11 @@ def test_members_are_declared_alike_and_never_as_primary_or_replica():
     members = containers(mocks, "postgres")
     assert [m.inputs["name"] for m in members] == ["medisys-dev-pg-1", "medisys-dev-pg-2", "medisys-dev-pg-3"]
     assert [m.inputs["networksAdvanced"][0]["ipv4Address"] for m in members] == ["10.0.2.10", "10.0.2.11", "10.0.2.12"]
-    # Same image, environment and shared files: only the member's own name, address and certificate differ.
+    # Same image, environment and shared files: only the member's own name, address, data path
+    # (patroni.yml, pgbackrest.conf) and certificate differ.
     assert {tuple(m.inputs["envs"]) for m in members} == {("PG_ROLE=member", "PATRONI_CONFIG=/etc/patroni")}
-    shared = [{k: v for k, v in uploads_of(m).items() if "patroni.yml" not in k and "tls/server" not in k} for m in members]
+    own = ("patroni.yml", "tls/server", "pgbackrest.conf")
+    shared = [{k: v for k, v in uploads_of(m).items() if not any(o in k for o in own)} for m in members]
     assert shared[0] == shared[1] == shared[2]
     assert not containers(mocks, "postgres-primary") and not containers(mocks, "postgres-replica")
 
@@ -115,6 +117,7 @@ def test_patroni_runs_on_three_etcd_members_over_tls_with_rewind_and_slots(dev):
     member = containers(dev, "postgres")[0]
     patroni = yaml.safe_load(uploads_of(member)["/etc/patroni/10-patroni.yml"])
     assert patroni["name"] == "medisys-dev-pg-1" and patroni["scope"] == "medisys-dev-pg"
+    assert patroni["postgresql"]["data_dir"] == "/var/lib/postgresql/members/1/pgdata"
     assert patroni["etcd3"]["hosts"] == ["10.0.2.15:2379", "10.0.2.16:2379", "10.0.2.17:2379"]
     assert patroni["etcd3"]["protocol"] == "https" and patroni["restapi"]["certfile"]
     dcs = patroni["bootstrap"]["dcs"]
@@ -180,8 +183,11 @@ def test_every_member_archives_wal_to_the_encrypted_repository(dev):
         assert "archive_mode = on" in files["/etc/postgresql/postgresql.conf"]
         assert "repo1-cipher-type=aes-256-cbc" in files["/etc/pgbackrest/pgbackrest.conf"]
         assert "repo1-retention-full=7" in files["/etc/pgbackrest/pgbackrest.conf"]
-        assert "pg1-path=/var/lib/postgresql/data/pgdata" in files["/etc/pgbackrest/pgbackrest.conf"]
-        assert "/var/lib/pgbackrest" in {v["containerPath"] for v in member.inputs["volumes"]}
+        mounts = {v["containerPath"] for v in member.inputs["volumes"]}
+        # Each member's data at its own path, which the backup agent mounts at the same path.
+        (own,) = [m for m in mounts if m.startswith("/var/lib/postgresql/members/")]
+        assert f"pg1-path={own}/pgdata" in files["/etc/pgbackrest/pgbackrest.conf"]
+        assert "/var/lib/pgbackrest" in mounts
 
 
 def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
@@ -191,7 +197,7 @@ def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
     assert uploads_of(agent)["/etc/pgbackrest/conf.d/cipher.conf"].startswith("[global]\nrepo1-cipher-pass=")
     mounts = {v["containerPath"]: v.get("readOnly", False) for v in agent.inputs["volumes"]}
     assert mounts == {
-        "/var/lib/postgresql/members/1": True, "/var/lib/postgresql/members/2": True,
+        "/var/lib/postgresql/members/1": True, "/var/lib/postgresql/members/2": True,  # where each member has them
         "/var/run/postgresql/members/1": False, "/var/run/postgresql/members/2": False, "/var/lib/pgbackrest": False,
     }
     # pgBackRest is given every member and backs up whichever is the primary.
