@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview destroy test test-unit images outputs report
+.PHONY: bootstrap up preview destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -32,7 +32,7 @@ images:
 ## Every test layer: unit (mocks), config (real tools), policies, live, engine (preview and end to end).
 ## The live phases and checks also land in reports/ for `make report`.
 test:
-	rm -f reports/live-phases.json
+	rm -f reports/live-phases.json reports/rollout.json
 	bash scripts/bootstrap --for test
 	venv/bin/python -m pytest tests app/tests -ra --junitxml=reports/live-junit.xml
 
@@ -42,6 +42,15 @@ report:
 	bash scripts/bootstrap --for test
 	-venv/bin/python -m pytest tests/live tests/e2e -ra --junitxml=reports/live-junit.xml
 	python3 scripts/e2e-report
+	-python3 scripts/rollout-report
+
+## Releases, a failed rollout with its rollback, a failing migration, an HAProxy config change and a
+## certificate re-issue through `pulumi up` under load, for 2 and 4 app servers; prints the figures.
+bench:
+	rm -f reports/rollout.json
+	bash scripts/bootstrap --for test
+	venv/bin/python -m pytest tests/live/test_rollout.py -ra
+	python3 scripts/rollout-report
 
 test-unit:
 	venv/bin/python -m pytest tests/unit tests/policies app/tests -q

@@ -8,7 +8,8 @@ import pulumi
 import pulumi_random as random
 
 import config
-from components.app_servers import AppConnections, AppServerTier
+from components.app_servers import SERVICE_ALIAS as APP_SERVICE_ALIAS
+from components.app_servers import AppConnections, AppServerTier, RolloutGate
 from components.backups import DatabaseBackups
 from components.load_balancer import Backend, LoadBalancerTier
 from components.monitoring import MonitoringStack, ScrapeTargets
@@ -61,6 +62,22 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, ca=ca, protect_data=cfg.protect_data
     )
 
+    if edge_certificate is None:
+        issued = ca.issue(f"{prefix}-edge-tls", cfg.load_balancer.certificate.server_names[0],
+                          dns_names=cfg.load_balancer.certificate.server_names, ip_addresses=[str(cfg.load_balancer.bind_address)])
+        edge_certificate = config.EdgeCertificate(issued.cert_pem, issued.key_pem)
+    # The load balancer comes first: app servers are found by DNS, and a rollout waits for each
+    # new server to be in HAProxy's rotation before it touches the next one.
+    load_balancer = LoadBalancerTier(
+        f"{prefix}-lb",
+        cfg.load_balancer,
+        image=cfg.images.ref("haproxy"),
+        networks=networks,
+        backend=Backend(APP_SERVICE_ALIAS, cfg.app.port, max_servers=config.MAX_APP_SERVERS),
+        certificate_pem=edge_certificate.certificate_pem,
+        private_key_pem=edge_certificate.private_key_pem,
+    )
+
     apps = AppServerTier(
         f"{prefix}-app",
         cfg.app,
@@ -80,23 +97,9 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             redis_password=redis.password,
             ca_cert_pem=ca.cert_pem,
         ),
-        # The apps start once the data tier is ready and the cluster formed.
-        opts=pulumi.ResourceOptions(depends_on=[postgres, redis]),
-    )
-
-    if edge_certificate is None:
-        issued = ca.issue(f"{prefix}-edge-tls", cfg.load_balancer.certificate.server_names[0],
-                          dns_names=cfg.load_balancer.certificate.server_names, ip_addresses=[str(cfg.load_balancer.bind_address)])
-        edge_certificate = config.EdgeCertificate(issued.cert_pem, issued.key_pem)
-    load_balancer = LoadBalancerTier(
-        f"{prefix}-lb",
-        cfg.load_balancer,
-        image=cfg.images.ref("haproxy"),
-        networks=networks,
-        backend=Backend(apps.service_name, apps.port, max_servers=config.MAX_APP_SERVERS),
-        certificate_pem=edge_certificate.certificate_pem,
-        private_key_pem=edge_certificate.private_key_pem,
-        opts=pulumi.ResourceOptions(depends_on=[apps]),
+        gate=RolloutGate(image=cfg.images.ref("haproxy"), stats_url=load_balancer.stats_url, backend=load_balancer.app_backend),
+        # The apps start once the data tier is ready, the cluster formed and HAProxy runs.
+        opts=pulumi.ResourceOptions(depends_on=[postgres, redis, load_balancer]),
     )
 
     grafana_image = cfg.images.overrides.get("grafana") if cfg.monitoring.grafana else None
@@ -124,7 +127,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             ca_cert_pem=ca.cert_pem,
         ),
         grafana_admin_password=random.RandomPassword(f"{prefix}-grafana-admin", length=32, special=False).result if grafana_image else None,
-        opts=pulumi.ResourceOptions(depends_on=[load_balancer]),
+        opts=pulumi.ResourceOptions(depends_on=[load_balancer, apps]),
     )
 
     return Topology(networks, ca, backups, postgres, redis, apps, load_balancer, monitoring)

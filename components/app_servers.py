@@ -1,4 +1,16 @@
-"""The application servers: 2 to 4 identical containers behind the load balancer."""
+"""The application servers: 2 to 4 identical containers behind the load balancer.
+
+A release (any change that replaces app containers) runs in this order, expressed as Pulumi
+dependencies so `pulumi up` itself does the rollout:
+
+    migrations job -> app-1 -> gate-1 -> app-2 -> gate-2 -> ...
+
+Each server is replaced delete-before-create (fixed name and addresses): the old one drains
+(its /health turns 503, HAProxy takes it out of rotation, in-flight requests finish) and stops;
+the new one must pass its Docker health check (`wait`) and then its gate, a one-shot job that
+waits until HAProxy's own checks have it UP. Only then is the next server touched, so at most
+one server is ever out of rotation, and a server that never turns healthy stops the `up` there.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.network import SegmentedNetworks
-from config import AppServers
+from components.templates import TEMPLATE_DIR
+from config import AppServers, Resources
 
 FIRST_HOST_NUMBER = 21
+# Gates sit on the management segment after the servers (21-24); the migrations job on the
+# database segment just before them.
+FIRST_GATE_HOST_NUMBER = 25
+MIGRATIONS_HOST_NUMBER = 20
+JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
+# A new server has this long to pass its health check before the rollout stops (the check
+# turns unhealthy after ~35 s: 10 s start period + 5 retries 5 s apart).
+SERVER_WAIT_SECONDS = 90
+GATE_TIMEOUT_SECONDS = 60
 SERVICE_ALIAS = "app"  # HAProxy resolves this on the production segment
 SECRETS_DIR = "/run/secrets"
 CA_PATH = "/etc/medisys/tls/ca.crt"
@@ -33,14 +56,18 @@ class AppConnections:
     ca_cert_pem: pulumi.Input[str]
 
 
-def app_environment(server_name: str, port: int, conn: AppConnections) -> list[str]:
-    # Passwords travel as files; only their paths are in the environment.
+@dataclass(frozen=True)
+class RolloutGate:
+    """Where a gate asks HAProxy whether a server is in rotation: its stats CSV and backend."""
+
+    image: str
+    stats_url: str
+    backend: str
+
+
+def database_environment(conn: AppConnections) -> list[str]:
     return [
-        f"APP_SERVER_NAME={server_name}",
-        f"APP_PORT={port}",
-        "APP_DRAIN_SECONDS=5",
         f"DB_PRIMARY_HOST={conn.db_primary_host}",
-        f"DB_REPLICA_HOSTS={','.join(conn.db_replica_hosts)}",
         f"DB_PORT={conn.db_port}",
         f"DB_REPLICA_PORT={conn.db_replica_port}",
         f"DB_NAME={conn.db_name}",
@@ -48,6 +75,17 @@ def app_environment(server_name: str, port: int, conn: AppConnections) -> list[s
         f"DB_PASSWORD_FILE={SECRETS_DIR}/db_password",
         "DB_SSLMODE=verify-full",
         f"DB_SSLROOTCERT={CA_PATH}",
+    ]
+
+
+def app_environment(server_name: str, port: int, conn: AppConnections) -> list[str]:
+    # Passwords travel as files; only their paths are in the environment.
+    return [
+        f"APP_SERVER_NAME={server_name}",
+        f"APP_PORT={port}",
+        "APP_DRAIN_SECONDS=5",
+        *database_environment(conn),
+        f"DB_REPLICA_HOSTS={','.join(conn.db_replica_hosts)}",
         f"REDIS_NODES={','.join(conn.redis_nodes)}",
         f"REDIS_PASSWORD_FILE={SECRETS_DIR}/redis_password",
         "REDIS_TLS=true",
@@ -56,7 +94,8 @@ def app_environment(server_name: str, port: int, conn: AppConnections) -> list[s
 
 
 class AppServerTier(pulumi.ComponentResource):
-    """`count` app servers on the production, database and management segments.
+    """`count` app servers on the production, database and management segments, rolled out one
+    at a time after the release's migrations (see the module docstring).
 
     Each has a fixed address per segment, memory and CPU limits, a /health check, and stops
     gracefully (health turns 503, HAProxy drains it, in-flight requests finish).
@@ -70,12 +109,37 @@ class AppServerTier(pulumi.ComponentResource):
         image: str,
         networks: SegmentedNetworks,
         connections: AppConnections,
+        gate: RolloutGate,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:AppServers", name, None, opts)
         plan = networks.plan
+        self.component_name = name
+        secret_files = [
+            ConfigFile(f"{SECRETS_DIR}/db_password", connections.db_password, secret=True),
+            ConfigFile(CA_PATH, connections.ca_cert_pem),
+        ]
+        migrations_spec = ServiceSpec(
+            role="app-migrations",
+            image=image,
+            resources=JOB_RESOURCES,
+            attachments=[Attachment(networks["database"], plan.host("database", MIGRATIONS_HOST_NUMBER))],
+            healthcheck=None,
+            one_shot=True,
+            command=["python3", "-m", "medisys_app.migrate"],
+            envs=database_environment(connections),
+            files=secret_files,
+            user="app",
+        )
+        # A new image is a new release: the job is replaced and runs its migrations first. A
+        # failing migration fails this job, and `up` stops before any server changes.
+        self.migrations = service_container(
+            f"{name}-migrations", f"{name}-migrations", name, migrations_spec, pulumi.ResourceOptions(parent=self)
+        )
         self.containers = []
+        self.gates = []
         self.metrics_targets: list[tuple[str, str]] = []  # (server, host:port) for Prometheus
+        previous = after_success(self.migrations, f"the release's database migrations ({name}-migrations)")
         for index in range(1, args.count + 1):
             server = f"{name}-{index}"
             host = FIRST_HOST_NUMBER + index - 1
@@ -90,16 +154,41 @@ class AppServerTier(pulumi.ComponentResource):
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/health"],
                 envs=app_environment(server, args.port, connections),
-                files=[
-                    ConfigFile(f"{SECRETS_DIR}/db_password", connections.db_password, secret=True),
-                    ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password, secret=True),
-                    ConfigFile(CA_PATH, connections.ca_cert_pem),
-                ],
+                files=[*secret_files, ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password, secret=True)],
                 user="app",
                 stop_timeout_seconds=30,
+                wait_timeout_seconds=SERVER_WAIT_SECONDS,
             )
-            self.containers.append(service_container(server, server, name, spec, pulumi.ResourceOptions(parent=self)))
+            container = service_container(server, server, name, spec, pulumi.ResourceOptions(parent=self, depends_on=[previous]))
+            gate_job = self._gate(f"{server}-gate", server, container, plan.host("production", host), args.port,
+                                  Attachment(networks["management"], plan.host("management", FIRST_GATE_HOST_NUMBER + index - 1)), gate)
+            previous = after_success(gate_job, f"{server} coming into HAProxy's rotation ({server}-gate)")
+            self.containers.append(container)
+            self.gates.append(gate_job)
             self.metrics_targets.append((server, f"{plan.host('management', host)}:{args.port}"))
         self.service_name = SERVICE_ALIAS
         self.port = args.port
-        self.register_outputs({"servers": [c.name for c in self.containers]})
+        # The last gate has no server after it: its result fails `up` through the outputs.
+        self.rolled_out = previous.apply(lambda _: True)
+        self.register_outputs({"servers": [c.name for c in self.containers], "rolled_out": self.rolled_out})
+
+    def _gate(self, name: str, server: str, container: docker.Container, address: str, port: int,
+              attachment: Attachment, gate: RolloutGate) -> docker.Container:
+        spec = ServiceSpec(
+            role="app-rollout-gate",
+            image=gate.image,
+            resources=JOB_RESOURCES,
+            attachments=[attachment],
+            healthcheck=None,
+            one_shot=True,
+            entrypoint=["/bin/sh", "/usr/local/bin/app-rollout-gate"],
+            envs=[f"SERVER_NAME={server}", f"SERVER_ADDRESS={address}:{port}", f"STATS_URL={gate.stats_url}",
+                  f"BACKEND={gate.backend}", f"GATE_TIMEOUT_SECONDS={GATE_TIMEOUT_SECONDS}"],
+            files=[
+                # The server's container ID makes the gate run again whenever the server is replaced.
+                ConfigFile("/run/medisys/server-id", container.id),
+                ConfigFile("/usr/local/bin/app-rollout-gate", (TEMPLATE_DIR / "app-rollout-gate.sh").read_text(), executable=True),
+            ],
+            user="haproxy",
+        )
+        return service_container(name, name, self.component_name, spec, pulumi.ResourceOptions(parent=self, depends_on=[container]))

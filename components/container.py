@@ -54,6 +54,25 @@ class ServiceSpec:
     stop_timeout_seconds: int = 30
 
 
+def after_success(job: docker.Container, what: str) -> pulumi.Output[docker.Container]:
+    """`job` itself once it exited 0, for `depends_on` of whatever must wait for it.
+
+    pulumi-docker records a one-shot job's exit code without failing the resource, so the
+    program decides: a non-zero exit raises here, and a resource that depends on this output is
+    never registered (its old version stays). Only `depends_on` uses it, never an input: an
+    input would make the next server a dependent of the job and be replaced at the same time.
+    """
+
+    def check(result: list) -> docker.Container:
+        code, logs = result
+        if code not in (0, None):
+            tail = "\n".join(str(logs or "").strip().splitlines()[-15:])
+            raise RuntimeError(f"{what} failed (exit code {code}); `docker logs` of that container shows why" + (f":\n{tail}" if tail else ""))
+        return job
+
+    return pulumi.Output.all(job.exit_code, job.container_logs).apply(check)
+
+
 def labels(role: str, component: str, stack: str, extra: dict[str, str] | None = None) -> list[docker.ContainerLabelArgs]:
     values = {"medisys.role": role, "medisys.component": component, "medisys.stack": stack, **(extra or {})}
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]

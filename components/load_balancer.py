@@ -1,4 +1,11 @@
-"""The edge: HAProxy terminating TLS, the only container that publishes ports to the host."""
+"""The edge: HAProxy terminating TLS, the only container that publishes ports to the host.
+
+Its configuration and certificate are not inputs of the HAProxy container (a change there would
+recreate it and drop every connection). A one-shot edge-config job carries them instead: it
+writes them as a release onto the runtime volume both share, checks it with `haproxy -c` and
+asks the running master to reload over its master CLI socket. A new config or a re-issued
+certificate replaces only the job; HAProxy reloads in place.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,24 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.network import SegmentedNetworks
-from components.templates import render
 from config import LoadBalancer
 
+from components.templates import TEMPLATE_DIR, render
+from config import Resources
+
+# Where the edge-config job receives the rendered files (the paths the policy pack reads) ...
 CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
-CERTIFICATE_PATH = "/etc/haproxy/certs/server.pem"
+STAGED_CERTIFICATE_PATH = "/etc/haproxy/certs/server.pem"
+# ... and where HAProxy reads the release in use (a symlink the job switches atomically).
+RUNTIME_DIR = "/var/lib/haproxy"
+CERTIFICATE_PATH = f"{RUNTIME_DIR}/current/server.pem"
 HOST_NUMBER = 10
+CONFIG_JOB_HOST_NUMBER = 11
 MANAGEMENT_PORT = 8404
+APP_BACKEND = "app_servers"
+JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,7 @@ def render_haproxy_cfg(settings: LoadBalancer, backend: Backend, management_addr
         max_app_servers=backend.max_servers,
         app_service_name=backend.service_name,
         app_port=backend.port,
+        app_backend=APP_BACKEND,
         management_address=management_address,
         management_port=MANAGEMENT_PORT,
     )
@@ -48,6 +65,7 @@ class LoadBalancerTier(pulumi.ComponentResource):
 
     HTTPS (TLS 1.2+) is served on 443 with HSTS; port 80 only redirects. App servers are
     health-checked on /health and discovered by DNS, so scaling them never reconfigures HAProxy.
+    Config and certificate changes reload HAProxy in place (see the module docstring).
     """
 
     def __init__(
@@ -67,6 +85,32 @@ class LoadBalancerTier(pulumi.ComponentResource):
         self.management_address = plan.host("management", HOST_NUMBER)
         self.config_text = render_haproxy_cfg(args, backend, self.management_address)
         pem_bundle = pulumi.Output.concat(certificate_pem, "\n", private_key_pem, "\n")
+        child = pulumi.ResourceOptions(parent=self)
+        # Releases of the config and certificate, the `current` link and the master CLI socket.
+        runtime = docker.Volume(
+            f"{name}-runtime",
+            name=f"{name}-runtime",
+            labels=[docker.VolumeLabelArgs(label="medisys.role", value="load-balancer-runtime")],
+            opts=child,
+        )
+        runtime_mount = docker.ContainerVolumeArgs(volume_name=runtime.name, container_path=RUNTIME_DIR)
+        job_spec = ServiceSpec(
+            role="load-balancer-config",
+            image=image,
+            resources=JOB_RESOURCES,
+            attachments=[Attachment(networks["management"], plan.host("management", CONFIG_JOB_HOST_NUMBER))],
+            healthcheck=None,
+            one_shot=True,
+            entrypoint=["/bin/sh", "/usr/local/bin/haproxy-release"],
+            files=[
+                ConfigFile(CONFIG_PATH, self.config_text),
+                ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True),
+                ConfigFile("/usr/local/bin/haproxy-release", (TEMPLATE_DIR / "haproxy-release.sh").read_text(), executable=True),
+            ],
+            volumes=[runtime_mount],
+            user="haproxy",
+        )
+        self.config_job = service_container(f"{name}-config", f"{name}-config", name, job_spec, child)
         spec = ServiceSpec(
             role="load-balancer",
             image=image,
@@ -77,16 +121,24 @@ class LoadBalancerTier(pulumi.ComponentResource):
                 Attachment(networks["management"], self.management_address, ["load-balancer"]),
             ],
             healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"],
-            files=[ConfigFile(CONFIG_PATH, self.config_text), ConfigFile(CERTIFICATE_PATH, pem_bundle, secret=True)],
+            # Master-worker mode with the master CLI on the shared volume: the config job's reloads.
+            command=["haproxy", "-W", "-db", "-S", f"{RUNTIME_DIR}/master.sock,mode,600", "-f", f"{RUNTIME_DIR}/current/haproxy.cfg"],
+            volumes=[runtime_mount],
             ports=[
                 docker.ContainerPortArgs(internal=443, external=args.https_port, ip=str(args.bind_address)),
                 docker.ContainerPortArgs(internal=80, external=args.http_port, ip=str(args.bind_address)),
             ],
             user="haproxy",
         )
+        # HAProxy starts from the release the job installed; later jobs only reload it.
         self.container = service_container(
-            f"{name}-haproxy", f"{name}-haproxy", name, spec, pulumi.ResourceOptions(parent=self)
+            f"{name}-haproxy", f"{name}-haproxy", name, spec,
+            pulumi.ResourceOptions(parent=self, depends_on=[after_success(self.config_job, f"the edge config release ({name}-config)")])
         )
         self.https_url = f"https://{args.bind_address}:{args.https_port}"
         self.metrics_target = f"{self.management_address}:{MANAGEMENT_PORT}"
-        self.register_outputs({"https_url": self.https_url})
+        self.stats_url = f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"
+        self.app_backend = APP_BACKEND
+        # A later release only replaces the job; its result fails `up` through the outputs.
+        self.config_released = after_success(self.config_job, f"the edge config release ({name}-config)").apply(lambda _: True)
+        self.register_outputs({"https_url": self.https_url, "config_released": self.config_released})

@@ -11,12 +11,11 @@ import time
 
 log = logging.getLogger("medisys.backends")
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS app.notes (
-    id bigserial PRIMARY KEY,
-    body text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-)"""
+# The schema belongs to the migrations (app/migrations, applied by medisys_app.migrate before a
+# release rolls out); the app only checks that it is there and which optional columns exist.
+SCHEMA_CHECK_SQL = """
+SELECT coalesce(bool_or(column_name = 'written_by'), false), count(*) > 0
+FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 'notes'"""
 CONNECT_TIMEOUT = 3  # seconds, per connection attempt
 POOL_TIMEOUT = 5.0  # seconds to wait for a pooled primary connection
 REPLICA_POOL_TIMEOUT = 2.0  # shorter: there is a fallback
@@ -65,14 +64,25 @@ class Database:
 
     def ensure_schema(self):
         with self.primary.connection() as conn:
-            conn.execute(SCHEMA_SQL)
+            has_written_by, has_table = conn.execute(SCHEMA_CHECK_SQL).fetchone()
+        if not has_table:
+            raise RuntimeError("table app.notes is missing: run the migrations (python3 -m medisys_app.migrate)")
+        # Expand/contract: this version fills written_by once migration 0002 has added it and
+        # still works against a schema without it (a rollout runs old and new side by side).
+        self.writes_written_by = bool(has_written_by)
 
     def insert_note(self, body):
         try:
             with self.primary.connection() as conn:
-                row = conn.execute(
-                    "INSERT INTO app.notes (body) VALUES (%s) RETURNING id", (body,)
-                ).fetchone()
+                if getattr(self, "writes_written_by", False):
+                    row = conn.execute(
+                        "INSERT INTO app.notes (body, written_by) VALUES (%s, %s) RETURNING id",
+                        (body, self._settings.server_name),
+                    ).fetchone()
+                else:
+                    row = conn.execute(
+                        "INSERT INTO app.notes (body) VALUES (%s) RETURNING id", (body,)
+                    ).fetchone()
             return row[0]
         except self._psycopg.Error as exc:
             log.warning("insert on primary failed: %s", first_line(exc))

@@ -209,7 +209,10 @@ def subnets_disjoint(resources: list[Resource], settings: Settings, reporter: Re
 
 _ALLOWED_SEGMENTS: Final = {
     "load-balancer": ["dmz", "production", "management"],
+    "load-balancer-config": ["management"],
     "app": ["production", "database", "management"],
+    "app-migrations": ["database"],
+    "app-rollout-gate": ["management"],
     "postgres": ["database", "management"],
     "etcd": ["database"],
     "postgres-proxy": ["database"],

@@ -36,7 +36,10 @@ ONE_SHOT_LABEL: Final = "medisys.one-shot"
 CONTAINER_ROLES: Final = frozenset(
     {
         "load-balancer",
+        "load-balancer-config",
         "app",
+        "app-migrations",
+        "app-rollout-gate",
         "postgres",
         "etcd",
         "postgres-proxy",
@@ -62,9 +65,10 @@ VOLUME_ROLES: Final = frozenset(
         "alertmanager-data",
         "postgres-socket",
         "etcd-data",
+        "load-balancer-runtime",
     }
 )
-ONE_SHOT_ROLES: Final = frozenset({"redis-cluster-init"})
+ONE_SHOT_ROLES: Final = frozenset({"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate"})
 # PostgreSQL members run under Patroni: which one leads is runtime state, so every member has
 # the same role and the same configuration (what a primary needs, every member needs).
 POSTGRES_SERVER_ROLES: Final = frozenset({"postgres"})
@@ -72,6 +76,8 @@ POSTGRES_SERVER_ROLES: Final = frozenset({"postgres"})
 # Config files uploaded as literal `uploads[].content`. Policies read the content of these
 # paths only: other uploads (TLS keys, password files) may be secret or unknown in preview.
 HAPROXY_CFG: Final = "/etc/haproxy/haproxy.cfg"
+# What HAProxy runs when its edge-config job installs the config (the job uploads HAPROXY_CFG).
+EDGE_RELEASE_CFG: Final = "/var/lib/haproxy/current/haproxy.cfg"
 POSTGRESQL_CONF: Final = "/etc/postgresql/postgresql.conf"
 PG_HBA_CONF: Final = "/etc/postgresql/pg_hba.conf"
 PGBACKREST_CONF: Final = "/etc/pgbackrest/pgbackrest.conf"

@@ -26,6 +26,7 @@ from .parsers import (
 from .settings import Settings
 from .shapes import (
     CONTAINER,
+    EDGE_RELEASE_CFG,
     HAPROXY_CFG,
     PG_HBA_CONF,
     POSTGRES_SERVER_ROLES,
@@ -200,7 +201,7 @@ def _check_plain_section(section: HaproxySection, has_ssl: bool, reporter: Repor
     description="The load balancer serves HTTPS only: TLS >= 1.2 on every ssl bind, plain "
     "HTTP only redirects, and HSTS is set.",
     types=[CONTAINER],
-    roles=["load-balancer"],
+    roles=["load-balancer", "load-balancer-config"],
     severity=Severity.CRITICAL,
     fail_closed=True,
     hipaa="164.312(e)(1)",
@@ -218,6 +219,18 @@ def _check_plain_section(section: HaproxySection, has_ssl: bool, reporter: Repor
     "'http-response set-header Strict-Transport-Security \"max-age=63072000\"'.",
 )
 def load_balancer_https_only(res: Resource, settings: Settings, reporter: Reporter) -> None:
+    if res.role == "load-balancer" and not res.config_file(HAPROXY_CFG).uploaded:
+        # HAProxy without an uploaded config runs the release its edge-config job installed
+        # (that job's haproxy.cfg is judged here too); anything else is an unjudged config.
+        command = res.string_list("command")
+        if "-f" in command[:-1] and command[command.index("-f") + 1] == EDGE_RELEASE_CFG:
+            return
+        reporter.violation(
+            f"HAProxy reads neither an uploaded {HAPROXY_CFG} nor the edge-config release {EDGE_RELEASE_CFG}, "
+            "so HTTPS-only serving cannot be verified",
+            f"run it with '-f {EDGE_RELEASE_CFG}' beside a load-balancer-config job that uploads {HAPROXY_CFG}",
+        )
+        return
     text = read_config(res, HAPROXY_CFG, reporter, "HTTPS-only serving")
     if text is None:
         return

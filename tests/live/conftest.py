@@ -180,12 +180,23 @@ def roles_from_labels(stack: str) -> dict[str, list[str]]:
     return roles
 
 
-def engine_scale(stack: object, app_count: int) -> dict[str, list[str]]:
+def engine_up(stack: object, on_event=None, **changes: object) -> object:
+    """`pulumi up` of the live stack with these tier changes over the session's config (every
+    call starts again from the base config, so a change not repeated is reverted)."""
     from pulumi import automation as auto
 
     assert isinstance(stack, auto.Stack)
     config_file = ROOT / f"Pulumi.{LIVE_STACK}.yaml"
-    config_file.write_text(yaml.safe_dump({"config": config_from_raw(live_raw_config(app={"count": app_count}))}, sort_keys=False))
+    document = yaml.safe_load(config_file.read_text()) if config_file.exists() else {}
+    document = document or {}
+    document["config"] = config_from_raw(live_raw_config(**changes))  # type: ignore[arg-type]
+    config_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return stack.up(on_event=on_event, on_output=lambda _: None)
+
+
+def engine_scale(stack: object, app_count: int) -> dict[str, list[str]]:
+    from pulumi import automation as auto
+
     changes: dict[str, list[str]] = {"added": [], "replaced": [], "removed": []}
     kind = {"create": "added", "replace": "replaced", "delete": "removed"}
 
@@ -194,7 +205,7 @@ def engine_scale(stack: object, app_count: int) -> dict[str, list[str]]:
         if pre and pre.metadata.type == "docker:index/container:Container" and pre.metadata.op.value in kind:
             changes[kind[pre.metadata.op.value]].append(pre.metadata.urn.split("::")[-1])
 
-    stack.up(on_event=on_event, on_output=lambda _: None)
+    engine_up(stack, on_event, app={"count": app_count})
     return changes
 
 

@@ -49,7 +49,8 @@ def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(
     with RequestLoop(deployment, seconds=25) as up_loop:
         changes = deployment.scale(4)
     # The load balancer finds servers by DNS and is untouched; Prometheus gets the new scrape list.
-    assert changes == {"added": [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-4"], "replaced": [prometheus], "removed": []}
+    added = [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-3-gate", f"{deployment.prefix}-app-4", f"{deployment.prefix}-app-4-gate"]
+    assert changes == {"added": added, "replaced": [prometheus], "removed": []}
     assert up_loop.failures == []
 
     with RequestLoop(deployment, seconds=15) as four_loop:
@@ -58,6 +59,6 @@ def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(
 
     with RequestLoop(deployment, seconds=30) as down_loop:
         changes = deployment.scale(2)
-    assert changes == {"added": [], "replaced": [prometheus], "removed": [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-4"]}
+    assert changes == {"added": [], "replaced": [prometheus], "removed": added}
     assert down_loop.failures == []
     assert sorted(n for names in roles_now(deployment).values() for n in names) == sorted(two)

@@ -163,6 +163,7 @@ SEGMENT_SUBNETS = {
 
 ROLE_SEGMENTS = {
     "load-balancer": ["dmz", "production", "management"],
+    "load-balancer-config": ["management"],
     "app": ["production", "database", "management"],
     "postgres": ["database"],
     "etcd": ["database"],
@@ -183,7 +184,7 @@ def upload(path: str, content: str) -> dict[str, Any]:
 
 
 def role_uploads(role: str) -> list[dict[str, Any]]:
-    if role == "load-balancer":
+    if role in ("load-balancer", "load-balancer-config"):
         return [
             upload("/etc/haproxy/haproxy.cfg", HAPROXY_CFG),
             upload("/etc/haproxy/certs/site.pem", UNKNOWN_STRING),  # secret, computed

@@ -108,9 +108,20 @@ def test_no_tls_frontend_fails() -> None:
 
 
 def test_missing_haproxy_upload_fails_closed() -> None:
-    props = container("load-balancer", uploads=[])
+    props = container("load-balancer-config", uploads=[])
     message = assert_violation(run_resource(LB, props, name="lb"), "lb", "no upload of")
     assert "/etc/haproxy/haproxy.cfg" in message
+
+
+def test_haproxy_without_config_or_edge_release_fails_closed() -> None:
+    props = container("load-balancer", uploads=[], command=["haproxy", "-W", "-f", "/tmp/other.cfg"])
+    message = assert_violation(run_resource(LB, props, name="lb"), "lb", "neither an uploaded")
+    assert "/var/lib/haproxy/current/haproxy.cfg" in message
+
+
+def test_haproxy_running_the_edge_release_is_judged_through_its_config_job() -> None:
+    props = container("load-balancer", uploads=[], command=["haproxy", "-W", "-f", "/var/lib/haproxy/current/haproxy.cfg"])
+    assert run_resource(LB, props, name="lb") == []
 
 
 def test_haproxy_cfg_from_host_file_cannot_be_verified() -> None:

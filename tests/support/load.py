@@ -1,7 +1,7 @@
 """A steady load through the load balancer while something changes or fails, and its bill.
 
 Several clients, each on its own keep-alive HTTPS connection (as browsers and API clients keep
-theirs), send a mix of writes (POST /notes) and reads of their own earlier writes. Every answer
+theirs), send a mix of writes (POST /api/notes) and reads of their own earlier writes. Every answer
 that is not 2xx and every connection error counts as a failed request; every acknowledged write
 (201 with an id) is read back once the load stops. Used by the rollout tests, the drills and the
 benchmark, so they all count the same way.
@@ -120,10 +120,10 @@ class LoadGenerator:
             writing = not client.acknowledged or rng.random() < self.write_share
             if writing:
                 text = f"load-{index}-{sequence}-{time.time_ns()}"
-                method, path, body = "POST", "/notes", {"body": text}
+                method, path, body = "POST", "/api/notes", {"body": text}
             else:
                 note_id = rng.choice(list(client.acknowledged))
-                method, path, body = "GET", f"/notes/{note_id}", None
+                method, path, body = "GET", f"/api/notes/{note_id}", None
             started = time.monotonic()
             client.requests += 1
             try:
@@ -155,7 +155,7 @@ class LoadGenerator:
             conn = self._connection()
             for note_id, text in list(pending.items()):
                 try:
-                    status, answer = self._request(conn, "GET", f"/notes/{note_id}", None)
+                    status, answer = self._request(conn, "GET", f"/api/notes/{note_id}", None)
                 except (OSError, http.client.HTTPException):
                     conn.close()
                     conn = self._connection()

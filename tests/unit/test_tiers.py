@@ -44,8 +44,8 @@ def test_load_balancer_publishes_https_and_http_on_the_configured_address(dev):
 
 
 def test_haproxy_config_enforces_tls12_hsts_redirect_and_checks(dev):
-    cfg = uploads_of(only(dev, "load-balancer"))[HAPROXY_CFG]
-    assert "bind :443 ssl crt /etc/haproxy/certs/server.pem ssl-min-ver TLSv1.2" in cfg
+    cfg = uploads_of(only(dev, "load-balancer-config"))[HAPROXY_CFG]
+    assert "bind :443 ssl crt /var/lib/haproxy/current/server.pem ssl-min-ver TLSv1.2" in cfg
     assert "Strict-Transport-Security" in cfg
     assert "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301" in cfg
     assert "http-check send meth GET uri /health" in cfg and "option redispatch" in cfg
@@ -54,10 +54,32 @@ def test_haproxy_config_enforces_tls12_hsts_redirect_and_checks(dev):
 
 
 def test_edge_private_key_is_uploaded_only_as_a_secret(dev):
-    lb = only(dev, "load-balancer")
+    job = only(dev, "load-balancer-config")
     # Pulumi keeps secrecy per top-level input: the whole upload list is encrypted in state.
-    assert "uploads" in lb.secret_paths
-    assert "PRIVATE KEY" in uploads_of(lb)["/etc/haproxy/certs/server.pem"]
+    assert "uploads" in job.secret_paths
+    assert "PRIVATE KEY" in uploads_of(job)["/etc/haproxy/certs/server.pem"]
+
+
+def test_haproxy_container_carries_no_config_so_changes_reload_instead_of_recreating_it(dev):
+    lb, job = only(dev, "load-balancer"), only(dev, "load-balancer-config")
+    assert not lb.inputs.get("uploads")
+    assert lb.inputs["command"] == ["haproxy", "-W", "-db", "-S", "/var/lib/haproxy/master.sock,mode,600",
+                                    "-f", "/var/lib/haproxy/current/haproxy.cfg"]
+    # Both mount the runtime volume: the job writes releases there and reaches the master socket.
+    volume = "medisys-dev-lb-runtime"
+    for container in (lb, job):
+        assert [(v["volumeName"], v["containerPath"]) for v in container.inputs["volumes"]] == [(volume, "/var/lib/haproxy")]
+    assert job.inputs["attach"] is True and job.inputs["mustRun"] is False
+
+
+def test_release_runs_migrations_and_one_gate_per_app_server(dev):
+    (migrations,) = containers(dev, "app-migrations")
+    assert migrations.inputs["command"] == ["python3", "-m", "medisys_app.migrate"]
+    assert envs_of(migrations)["DB_PRIMARY_HOST"] == "10.0.2.5"  # the leader-following endpoint
+    gates = containers(dev, "app-rollout-gate")
+    assert [envs_of(g)["SERVER_ADDRESS"] for g in gates] == ["10.0.1.21:8080", "10.0.1.22:8080"]
+    assert {envs_of(g)["STATS_URL"] for g in gates} == {"http://10.0.3.10:8404/stats"}
+    assert all(g.inputs["attach"] is True for g in gates)
 
 
 # app servers

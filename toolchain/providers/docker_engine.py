@@ -114,6 +114,12 @@ def container_create_args(inputs: dict[str, Any]) -> list[str]:
     return args
 
 
+def container_logs(name: str, tail: int | None = None) -> str:
+    """Both of the container's output streams, as `docker logs` prints them to a terminal."""
+    args = ["docker", "logs", *(["--tail", str(tail)] if tail else []), name]
+    return subprocess.run(args, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+
+
 def wait_healthy(name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,10 +131,9 @@ def wait_healthy(name: str, timeout: float) -> None:
             probes = (state.get("Health") or {}).get("Log") or [{}]
             raise DockerError(f"{name} is unhealthy; last check said: {probes[-1].get('Output', '').strip()[:500]}")
         if not state.get("Running"):
-            raise DockerError(f"{name} stopped while starting: {docker('logs', '--tail', '30', name, check=False)}")
+            raise DockerError(f"{name} stopped while starting: {container_logs(name, 30)}")
         time.sleep(1)
-    logs = subprocess.run(["docker", "logs", "--tail", "30", name], capture_output=True, text=True).stdout
-    raise DockerError(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n{logs}")
+    raise DockerError(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n{container_logs(name, 30)}")
 
 
 def run_container(inputs: dict[str, Any]) -> None:
@@ -143,6 +148,6 @@ def run_container(inputs: dict[str, Any]) -> None:
     if inputs.get("attach"):
         code = int(docker("wait", name, timeout=int(inputs.get("waitTimeout", 180))).strip())
         if code != 0:
-            raise DockerError(f"one-shot {name} exited {code}: {docker('logs', name, check=False)}")
+            raise DockerError(f"one-shot {name} exited {code}: {container_logs(name)}")
     elif inputs.get("wait"):
         wait_healthy(name, float(inputs.get("waitTimeout", 180)))

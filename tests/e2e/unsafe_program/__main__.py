@@ -35,9 +35,9 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["privileged"] = True
     elif variant == "unpinned-image" and role == "app":
         props["image"] = "medisys/app:latest"
-    elif variant == "database-port-published" and role == "postgres-primary":
+    elif variant == "database-port-published" and role == "postgres":
         props["ports"] = [docker.ContainerPortArgs(internal=5432, external=15432, ip="127.0.0.1")]
-    elif variant == "tls-off" and role == "load-balancer":
+    elif variant == "tls-off" and role == "load-balancer-config":
         props["uploads"] = [
             docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
             if u.file == HAPROXY_CFG
