@@ -62,11 +62,15 @@ class ClusterPlan:
         return [f"{address}:{ETCD_CLIENT_PORT}" for _, address in self.etcd]
 
 
-def cluster_plan(name: str, settings: Postgres, host: object) -> ClusterPlan:
+MAX_MEMBERS = 4  # 1 + the most replicas config.Postgres allows; the endpoint keeps this many server slots
+
+
+def cluster_plan(name: str, settings: Postgres, host: object, members: int | None = None) -> ClusterPlan:
     at = host  # Networks.host(segment, number)
+    count = settings.members if members is None else members
     return ClusterPlan(
         scope=name,
-        members=[(f"{name}-{i}", at("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, settings.members + 1)],  # type: ignore[operator]
+        members=[(f"{name}-{i}", at("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, count + 1)],  # type: ignore[operator]
         etcd=[(f"{name}-etcd-{i}", at("database", FIRST_ETCD_HOST_NUMBER + i - 1)) for i in range(1, ETCD_MEMBERS + 1)],  # type: ignore[operator]
         proxy_address=at("database", PROXY_HOST_NUMBER),  # type: ignore[operator]
     )
@@ -394,7 +398,9 @@ class PostgresCluster(pulumi.ComponentResource):
                 service_container(member, member, name, spec, pulumi.ResourceOptions(parent=self, depends_on=self.etcd))
             )
 
-        self.proxy_config = render_proxy_cfg(self.plan)
+        # Every member slot the config allows, present or not (absent ones are simply down), so
+        # scaling replicas never changes, and never restarts, the endpoint.
+        self.proxy_config = render_proxy_cfg(cluster_plan(name, args, networks.plan.host, members=MAX_MEMBERS))
         self.proxy = service_container(
             f"{name}-proxy",
             f"{name}-proxy",

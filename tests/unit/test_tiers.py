@@ -16,6 +16,10 @@ def dev(request):
     return record(lambda: build_topology(dev_config(), None))
 
 
+def uploads_of_inputs(inputs):
+    return {u["file"]: u["content"] for u in inputs["uploads"]}
+
+
 def containers(mocks, role):
     # Sorted by name: the engine registers sibling resources in whatever order their inputs resolve.
     return sorted((c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role), key=lambda c: c.name)
@@ -179,6 +183,15 @@ def test_endpoint_checks_patroni_for_the_leader_and_the_replicas(dev):
     assert "bind 10.0.2.5:5433" in cfg and "uri /replica" in cfg
     assert "server pg-1 10.0.2.10:5432 check port 8008" in cfg and "server pg-2 10.0.2.11:5432 check port 8008" in cfg
     assert "on-marked-down shutdown-sessions" in cfg and "check-ssl verify required" in cfg
+
+
+def test_scaling_replicas_changes_no_endpoint_input():
+    from tests.support.mocks import record
+
+    one = only(record(lambda: build_topology(dev_config(postgres={"replicas": 1}), None)), "postgres-proxy").inputs
+    three = only(record(lambda: build_topology(dev_config(postgres={"replicas": 3}), None)), "postgres-proxy").inputs
+    assert one == three
+    assert "server pg-4 10.0.2.13:5432" in uploads_of_inputs(one)["/etc/haproxy/haproxy.cfg"]
 
 
 def test_member_certificates_name_the_endpoint_so_clients_verify_through_it(dev):
