@@ -101,9 +101,10 @@ class Failover(Strict):
 
     # The leader lock expires `ttl` seconds after the primary's Patroni last renewed it; a replica
     # takes over within ttl + loop_wait of the primary's death.
-    ttl_seconds: int = Field(default=20, ge=10, le=300)
+    # Patroni's own minimums (it would silently raise smaller values): ttl 20, retry_timeout 3.
+    ttl_seconds: int = Field(default=20, ge=20, le=300)
     loop_wait_seconds: int = Field(default=5, ge=1, le=60)
-    retry_timeout_seconds: int = Field(default=5, ge=1, le=120)
+    retry_timeout_seconds: int = Field(default=5, ge=3, le=120)
     # Synchronous: a commit is acknowledged once a synchronous standby has it, and only that standby
     # may be promoted, so no acknowledged write is lost. Asynchronous: a replica further behind than
     # maximum_lag_on_failover_bytes is never promoted; up to that much WAL may be lost.
