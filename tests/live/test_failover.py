@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,28 @@ def test_planned_switchover_pauses_writes_for_seconds_and_loses_nothing(deployme
     assert report.writes_lost == [] and report.writes_acknowledged > 0, report.as_dict()
     assert report.failed <= 5, report.as_dict()
     assert report.write_outage_seconds <= 10, report.as_dict()
+
+
+def test_archiving_and_backups_follow_the_leader_and_a_backup_after_failover_restores(deployment):
+    # The leader changed in the drills above: the agent's pgBackRest finds the new primary among
+    # the members, the new primary archives into the same repository.
+    from tests.live.probes import exec_in
+    from tests.live.test_data import write_note
+
+    wait_whole(deployment)
+    agent = deployment.one("postgres-backup")
+    text = f"after-failover-{uuid.uuid4()}"
+    note = write_note(deployment, text)
+    exec_in(agent, "pgbackrest", "--stanza=main", "check", timeout=180)
+    exec_in(agent, "pgbackrest", "--stanza=main", "--type=incr", "backup", timeout=600)
+    info = json.loads(exec_in(agent, "pgbackrest", "--stanza=main", "--output=json", "info"))[0]
+    assert info["status"]["code"] == 0 and info["backup"][-1]["type"] == "incr"
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "restore-backup"), deployment.prefix, "--sql", f"SELECT body FROM app.notes WHERE id = {note}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == text
 
 
 @pytest.fixture
