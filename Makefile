@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview destroy test test-unit images outputs report bench
+.PHONY: bootstrap up preview drift destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -19,6 +19,11 @@ up: bootstrap
 preview: bootstrap
 	bash scripts/stack-select $(STACK)
 	$(PULUMI) preview --policy-pack policies --policy-pack-config policies/config/$(STACK).json
+
+## Drift check: `pulumi preview --refresh --expect-no-changes`; exits non-zero with the list of
+## resources changed by hand (scripts/drift). `pulumi up --refresh` puts them back.
+drift: bootstrap
+	$(ENV) python3 scripts/drift --stack $(STACK)
 
 destroy: bootstrap
 	$(PULUMI) destroy --yes

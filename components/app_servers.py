@@ -20,17 +20,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
+from components.container import JOB_RESOURCES, Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.network import SegmentedNetworks
 from components.templates import TEMPLATE_DIR
-from config import AppServers, Resources
+from config import AppServers
 
 FIRST_HOST_NUMBER = 21
 # Gates sit on the management segment after the servers (21-24); the migrations job on the
 # database segment just before them.
 FIRST_GATE_HOST_NUMBER = 25
 MIGRATIONS_HOST_NUMBER = 20
-JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
 # A new server has this long to pass its health check before the rollout stops (the check
 # turns unhealthy after ~35 s: 10 s start period + 5 retries 5 s apart).
 SERVER_WAIT_SECONDS = 90

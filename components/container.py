@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.templates import TEMPLATE_DIR
 from config import Resources
+
+JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         memory=spec.resources.memory_mb,
         # Equal to memory: no swap, so a memory leak is an OOM kill, not a slow host.
         memory_swap=spec.resources.memory_mb,
-        cpus=f"{spec.resources.cpus:g}",
+        # As the engine reads it back ("1.0", not "1"): `cpus` forces a replacement when it differs.
+        cpus=str(float(spec.resources.cpus)),
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=a.network.name, ipv4_address=a.address, aliases=list(a.aliases) or None)
             for a in spec.attachments
@@ -133,3 +137,55 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         # A fixed name and address cannot exist twice: a replacement must remove the old one first.
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
     )
+
+
+@dataclass(frozen=True)
+class ConfigRelease:
+    """Config a running service reloads instead of being recreated (templates/config-release.sh).
+
+    `files` are uploaded to the job at their own paths (where the policy pack reads them) and
+    installed under `release_dir/current/<name>`; the service reads them there.
+    """
+
+    image: str
+    volume: docker.Volume
+    release_dir: str
+    files: Sequence[tuple[ConfigFile, str]]  # (staged upload, name inside the release)
+    check_command: str
+    reload_command: str
+    attachment: Attachment
+    user: str
+
+    @property
+    def mount(self) -> docker.ContainerVolumeArgs:
+        return docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=self.release_dir)
+
+    def current(self, name: str) -> str:
+        return f"{self.release_dir}/current/{name}"
+
+
+def config_release_job(name: str, role: str, component: str, release: ConfigRelease, opts: pulumi.ResourceOptions) -> docker.Container:
+    """The one-shot job that installs and reloads a ConfigRelease; a changed file replaces the
+    job only. Its success gates the service's first start (use `after_success`)."""
+    spec = ServiceSpec(
+        role=role,
+        image=release.image,
+        resources=JOB_RESOURCES,
+        attachments=[release.attachment],
+        healthcheck=None,
+        one_shot=True,
+        entrypoint=["/bin/sh", "/usr/local/bin/config-release"],
+        envs=[
+            f"RELEASE_DIR={release.release_dir}",
+            "RELEASE_FILES=" + " ".join(f"{staged.path}={target}" for staged, target in release.files),
+            f"CHECK_COMMAND={release.check_command}",
+            f"RELOAD_COMMAND={release.reload_command}",
+        ],
+        files=[
+            *(staged for staged, _ in release.files),
+            ConfigFile("/usr/local/bin/config-release", (TEMPLATE_DIR / "config-release.sh").read_text(), executable=True),
+        ],
+        volumes=[release.mount],
+        user=release.user,
+    )
+    return service_container(name, name, component, spec, opts)

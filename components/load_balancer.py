@@ -14,12 +14,19 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Attachment, ConfigFile, ServiceSpec, after_success, service_container
+from components.container import (
+    Attachment,
+    ConfigFile,
+    ConfigRelease,
+    ServiceSpec,
+    after_success,
+    config_release_job,
+    service_container,
+)
 from components.network import SegmentedNetworks
 from config import LoadBalancer
 
-from components.templates import TEMPLATE_DIR, render
-from config import Resources
+from components.templates import render
 
 # Where the edge-config job receives the rendered files (the paths the policy pack reads) ...
 CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
@@ -31,7 +38,13 @@ HOST_NUMBER = 10
 CONFIG_JOB_HOST_NUMBER = 11
 MANAGEMENT_PORT = 8404
 APP_BACKEND = "app_servers"
-JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
+# The master CLI's `reload` answers "Success=1" once the new workers run; no socket (or no
+# answer) means no master runs yet, and HAProxy starts from `current` (config-release.sh: 3).
+MASTER_SOCKET = f"{RUNTIME_DIR}/master.sock"
+MASTER_RELOAD = (
+    f'[ -S {MASTER_SOCKET} ] || exit 3; answer=$(echo reload | socat -t 30 stdio unix-connect:{MASTER_SOCKET}) || exit 3; '
+    'case "$answer" in *Success=1*) exit 0 ;; *) echo "$answer" >&2; exit 1 ;; esac'
+)
 
 
 @dataclass(frozen=True)
@@ -93,24 +106,18 @@ class LoadBalancerTier(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(label="medisys.role", value="load-balancer-runtime")],
             opts=child,
         )
-        runtime_mount = docker.ContainerVolumeArgs(volume_name=runtime.name, container_path=RUNTIME_DIR)
-        job_spec = ServiceSpec(
-            role="load-balancer-config",
+        release = ConfigRelease(
             image=image,
-            resources=JOB_RESOURCES,
-            attachments=[Attachment(networks["management"], plan.host("management", CONFIG_JOB_HOST_NUMBER))],
-            healthcheck=None,
-            one_shot=True,
-            entrypoint=["/bin/sh", "/usr/local/bin/haproxy-release"],
-            files=[
-                ConfigFile(CONFIG_PATH, self.config_text),
-                ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True),
-                ConfigFile("/usr/local/bin/haproxy-release", (TEMPLATE_DIR / "haproxy-release.sh").read_text(), executable=True),
-            ],
-            volumes=[runtime_mount],
+            volume=runtime,
+            release_dir=RUNTIME_DIR,
+            files=[(ConfigFile(CONFIG_PATH, self.config_text), "haproxy.cfg"),
+                   (ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True), "server.pem")],
+            check_command=f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
+            reload_command=MASTER_RELOAD,
+            attachment=Attachment(networks["management"], plan.host("management", CONFIG_JOB_HOST_NUMBER)),
             user="haproxy",
         )
-        self.config_job = service_container(f"{name}-config", f"{name}-config", name, job_spec, child)
+        self.config_job = config_release_job(f"{name}-config", "load-balancer-config", name, release, child)
         spec = ServiceSpec(
             role="load-balancer",
             image=image,
@@ -122,8 +129,8 @@ class LoadBalancerTier(pulumi.ComponentResource):
             ],
             healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"],
             # Master-worker mode with the master CLI on the shared volume: the config job's reloads.
-            command=["haproxy", "-W", "-db", "-S", f"{RUNTIME_DIR}/master.sock,mode,600", "-f", f"{RUNTIME_DIR}/current/haproxy.cfg"],
-            volumes=[runtime_mount],
+            command=["haproxy", "-W", "-db", "-S", f"{MASTER_SOCKET},mode,600", "-f", release.current("haproxy.cfg")],
+            volumes=[release.mount],
             ports=[
                 docker.ContainerPortArgs(internal=443, external=args.https_port, ip=str(args.bind_address)),
                 docker.ContainerPortArgs(internal=80, external=args.http_port, ip=str(args.bind_address)),

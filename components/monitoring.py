@@ -1,7 +1,9 @@
 """Observability: Prometheus, Alertmanager, exporters and (when its image is supplied) Grafana.
 
 Everything here lives on the management segment; exporters also join the database segment to
-reach what they measure. Nothing publishes a port.
+reach what they measure. Nothing publishes a port. Prometheus and Alertmanager read their config
+from a release a config-release job installs and reloads (`/-/reload`), so a new scrape list or
+routing change never restarts them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ import pulumi
 import pulumi_docker as docker
 import yaml
 
-from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.container import (
+    Attachment,
+    ConfigFile,
+    ConfigRelease,
+    ServiceSpec,
+    after_success,
+    config_release_job,
+    service_container,
+)
 from components.network import SegmentedNetworks
 from components.templates import TEMPLATE_DIR
 from config import Monitoring, Resources
 
 PROMETHEUS_HOST, ALERTMANAGER_HOST, GRAFANA_HOST, BLACKBOX_HOST = 50, 51, 52, 53
+PROMETHEUS_CONFIG_JOB_HOST, ALERTMANAGER_CONFIG_JOB_HOST = 54, 55
+PROMETHEUS_RELEASE_DIR, ALERTMANAGER_RELEASE_DIR = "/etc/prometheus/live", "/etc/alertmanager/live"
 POSTGRES_EXPORTER_HOST, REDIS_EXPORTER_HOST = 41, 42
 PROMETHEUS_PORT, ALERTMANAGER_PORT, GRAFANA_PORT, BLACKBOX_PORT = 9090, 9093, 3000, 9115
 POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT = 9187, 9121
@@ -101,7 +113,8 @@ def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_hos
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]}]
         },
-        "rule_files": ["/etc/prometheus/rules/*.yml"],
+        # Relative to this file: the rules come with the same release (config-release.sh).
+        "rule_files": ["rules/*.yml"],
         "scrape_configs": scrape_configs,
     }
     return "# Rendered by components/monitoring.py. Checked by `promtool check config` in tests/config.\n" + yaml.safe_dump(
@@ -145,6 +158,13 @@ def postgres_exporter_yml(user: str, password: str) -> str:
 
 def redis_password_map(nodes: Sequence[str], password: str) -> str:
     return json.dumps({f"rediss://{n}": password for n in nodes})
+
+
+def http_reload(url: str) -> str:
+    """config-release.sh's RELOAD_COMMAND for a server with a POST /-/reload endpoint: 3 when
+    nothing answers (not started yet), 1 when it refuses the new config."""
+    return (f"code=$(curl -s -o /dev/null -w '%{{http_code}}' -X POST {url}) || exit 3; "
+            '[ "$code" = 200 ] || { echo "reload answered HTTP $code" >&2; exit 1; }')
 
 
 def rule_files() -> list[ConfigFile]:
@@ -248,6 +268,18 @@ class MonitoringStack(pulumi.ComponentResource):
 
         self.prometheus_config = render_prometheus_yml(args, targets, plan.host)
         self.prometheus_address = plan.host("management", PROMETHEUS_HOST)
+        prometheus_release = ConfigRelease(
+            image=images["prometheus"],
+            volume=self._volume(name, "prometheus-config"),
+            release_dir=PROMETHEUS_RELEASE_DIR,
+            files=[(ConfigFile("/etc/prometheus/prometheus.yml", self.prometheus_config), "prometheus.yml"),
+                   *((f, f"rules/{f.path.rsplit('/', 1)[-1]}") for f in rule_files())],
+            check_command=f"promtool check config {PROMETHEUS_RELEASE_DIR}/current/prometheus.yml",
+            reload_command=http_reload(f"http://{self.prometheus_address}:{PROMETHEUS_PORT}/-/reload"),
+            attachment=on_management(PROMETHEUS_CONFIG_JOB_HOST),
+            user="prometheus",
+        )
+        self.prometheus_config_job = config_release_job(f"{name}-prometheus-config", "prometheus-config", name, prometheus_release, child)
         self.prometheus = service_container(
             f"{name}-prometheus",
             f"{name}-prometheus",
@@ -259,19 +291,37 @@ class MonitoringStack(pulumi.ComponentResource):
                 attachments=[on_management(PROMETHEUS_HOST, "prometheus")],
                 command=[
                     "prometheus",
-                    "--config.file=/etc/prometheus/prometheus.yml",
+                    f"--config.file={prometheus_release.current('prometheus.yml')}",
                     "--storage.tsdb.path=/prometheus",
                     f"--storage.tsdb.retention.time={args.retention}",
                     f"--web.listen-address=0.0.0.0:{PROMETHEUS_PORT}",
+                    # POST /-/reload for the config-release job (management segment only).
+                    "--web.enable-lifecycle",
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
-                files=[ConfigFile("/etc/prometheus/prometheus.yml", self.prometheus_config), *rule_files()],
-                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "prometheus-data").name, container_path="/prometheus")],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "prometheus-data").name, container_path="/prometheus"),
+                    prometheus_release.mount,
+                ],
                 user="prometheus",
             ),
-            child,
+            pulumi.ResourceOptions(parent=self, depends_on=[after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)")]),
         )
         self.alertmanager_config = render_alertmanager_yml(args)
+        alertmanager_address = plan.host("management", ALERTMANAGER_HOST)
+        alertmanager_release = ConfigRelease(
+            image=images["alertmanager"],
+            volume=self._volume(name, "alertmanager-config"),
+            release_dir=ALERTMANAGER_RELEASE_DIR,
+            files=[(ConfigFile("/etc/alertmanager/alertmanager.yml", self.alertmanager_config), "alertmanager.yml")],
+            check_command=f"amtool check-config {ALERTMANAGER_RELEASE_DIR}/current/alertmanager.yml",
+            reload_command=http_reload(f"http://{alertmanager_address}:{ALERTMANAGER_PORT}/-/reload"),
+            attachment=on_management(ALERTMANAGER_CONFIG_JOB_HOST),
+            user="prometheus",
+        )
+        self.alertmanager_config_job = config_release_job(
+            f"{name}-alertmanager-config", "alertmanager-config", name, alertmanager_release, child
+        )
         self.alertmanager = service_container(
             f"{name}-alertmanager",
             f"{name}-alertmanager",
@@ -283,23 +333,32 @@ class MonitoringStack(pulumi.ComponentResource):
                 attachments=[on_management(ALERTMANAGER_HOST, "alertmanager")],
                 command=[
                     "prometheus-alertmanager",
-                    "--config.file=/etc/alertmanager/alertmanager.yml",
+                    f"--config.file={alertmanager_release.current('alertmanager.yml')}",
                     "--storage.path=/alertmanager",
                     f"--web.listen-address=0.0.0.0:{ALERTMANAGER_PORT}",
                     "--cluster.listen-address=",
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/ready"],
-                files=[ConfigFile("/etc/alertmanager/alertmanager.yml", self.alertmanager_config)],
-                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "alertmanager-data").name, container_path="/alertmanager")],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "alertmanager-data").name, container_path="/alertmanager"),
+                    alertmanager_release.mount,
+                ],
                 user="prometheus",
             ),
-            child,
+            pulumi.ResourceOptions(
+                parent=self, depends_on=[after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)")]
+            ),
         )
+        # Later releases only replace the jobs; their results fail `up` through the outputs.
+        self.config_released = pulumi.Output.all(
+            after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)"),
+            after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)"),
+        ).apply(lambda _: True)
         self.grafana = None
         if grafana_image and grafana_admin_password is not None:
             self.grafana = self._grafana(name, grafana_image, grafana_admin_password, on_management(GRAFANA_HOST, "grafana"), child)
         self.prometheus_url = f"http://{self.prometheus_address}:{PROMETHEUS_PORT}"
-        self.register_outputs({"prometheus_url": self.prometheus_url})
+        self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released})
 
     def _volume(self, name: str, role: str) -> docker.Volume:
         return docker.Volume(

@@ -222,7 +222,9 @@ _ALLOWED_SEGMENTS: Final = {
     "postgres-exporter": ["database", "management"],
     "redis-exporter": ["database", "management"],
     "prometheus": ["management"],
+    "prometheus-config": ["management"],
     "alertmanager": ["management"],
+    "alertmanager-config": ["management"],
     "grafana": ["management"],
     "blackbox-exporter": ["management"],
 }

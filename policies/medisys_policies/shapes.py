@@ -47,7 +47,9 @@ CONTAINER_ROLES: Final = frozenset(
         "redis",
         "redis-cluster-init",
         "prometheus",
+        "prometheus-config",
         "alertmanager",
+        "alertmanager-config",
         "grafana",
         "postgres-exporter",
         "redis-exporter",
@@ -66,9 +68,13 @@ VOLUME_ROLES: Final = frozenset(
         "postgres-socket",
         "etcd-data",
         "load-balancer-runtime",
+        "prometheus-config",
+        "alertmanager-config",
     }
 )
-ONE_SHOT_ROLES: Final = frozenset({"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate"})
+ONE_SHOT_ROLES: Final = frozenset(
+    {"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate", "prometheus-config", "alertmanager-config"}
+)
 # PostgreSQL members run under Patroni: which one leads is runtime state, so every member has
 # the same role and the same configuration (what a primary needs, every member needs).
 POSTGRES_SERVER_ROLES: Final = frozenset({"postgres"})

@@ -4,9 +4,11 @@ deploy behind an approval, and a prod preview that cannot pass over a policy tha
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +143,7 @@ def test_python_dependencies_are_installed_before_every_pulumi_step() -> None:
     action = yaml.safe_load((ROOT / ".github" / "actions" / "python-deps" / "action.yml").read_text())
     script = "\n".join(s.get("run", "") for s in action["runs"]["steps"])
     assert "-r requirements.txt" in script and "policies/venv/bin/pip install" in script and "-r policies/requirements.txt" in script
-    for name in ("preview.yml", "deploy.yml"):
+    for name in ("preview.yml", "deploy.yml", "drift.yml"):
         for job in workflow(name)["jobs"].values():
             deps = [i for i, s in enumerate(job["steps"]) if s.get("uses") == "./.github/actions/python-deps"]
             first_pulumi = min(index_of(job, s) for s in steps_using(job, PULUMI_ACTION))
@@ -161,7 +163,7 @@ def test_prod_preview_fails_on_a_policy_that_could_not_run() -> None:
 
 
 def test_credentials_are_removed_even_when_a_step_fails() -> None:
-    for name in ("preview.yml", "deploy.yml"):
+    for name in ("preview.yml", "deploy.yml", "drift.yml"):
         for job in workflow(name)["jobs"].values():
             opens = [s for s in job["steps"] if "stack-access open" in s.get("run", "")]
             last = job["steps"][-1]
@@ -212,6 +214,57 @@ def test_two_deploys_of_one_stack_never_overlap() -> None:
     groups = {name: job["concurrency"] for name, job in jobs.items()}
     assert all(g["cancel-in-progress"] is False for g in groups.values())
     assert len({g["group"] for g in groups.values()}) == len(groups)
+
+
+# --- drift ------------------------------------------------------------------------------------------
+
+
+def test_drift_runs_on_a_schedule_and_by_hand_for_staging_and_prod() -> None:
+    wf = workflow("drift.yml")
+    assert wf["on"]["schedule"] and "workflow_dispatch" in wf["on"]
+    assert wf["permissions"] == {"contents": "read"}
+    (job,) = wf["jobs"].values()
+    assert job["strategy"]["matrix"]["stack"] == STACKS and job["strategy"]["fail-fast"] is False
+
+
+def test_drift_runs_the_make_drift_script_and_never_overlaps_a_deploy() -> None:
+    (job,) = workflow("drift.yml")["jobs"].values()
+    (check,) = [s for s in job["steps"] if "scripts/drift" in s.get("run", "")]
+    assert '--stack "$STACK"' in check["run"] and job["env"]["STACK"] == "${{ matrix.stack }}"
+    (install,) = steps_using(job, PULUMI_ACTION)
+    assert "command" not in install["with"] and index_of(job, install) < index_of(job, check)
+    assert job["env"]["PULUMI_BACKEND_URL"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    assert "scripts/drift --stack $(STACK)" in (ROOT / "Makefile").read_text()
+    deploys = {job["concurrency"]["group"] for job in workflow("deploy.yml")["jobs"].values()}
+    assert {job["concurrency"]["group"].replace("${{ matrix.stack }}", s) for s in STACKS} == deploys
+    assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def run_drift(tmp_path: Path, preview: dict[str, Any] | None, code: int) -> subprocess.CompletedProcess[str]:
+    """scripts/drift against a stand-in `pulumi` that prints this preview JSON and exits with code."""
+    fake = tmp_path / "pulumi"
+    payload = json.dumps(preview) if preview is not None else "error: could not reach the Docker host"
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{payload}\nEOF\nexit {code}\n")
+    fake.chmod(0o755)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "drift"), "--stack", "prod"], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "GITHUB_ACTIONS": "true"}, check=False)
+
+
+def test_drift_script_lists_each_drifted_resource(tmp_path: Path) -> None:
+    urn = "urn:pulumi:prod::medisys-platform::medisys:platform:Cache$docker:index/container:Container::medisys-prod-redis-1"
+    steps = [{"op": "same", "urn": urn.replace("redis-1", "redis-2")}, {"op": "refresh", "urn": urn},
+             {"op": "replace", "urn": urn, "diffReasons": ["cpus", "memory"], "replaceReasons": ["cpus"]}]
+    done = run_drift(tmp_path, {"steps": steps}, 255)
+    assert done.returncode == 1
+    assert "replace          medisys-prod-redis-1 (docker:index/container:Container): cpus (replaces), memory" in done.stdout
+    assert "::error" in done.stdout and "redis-2" not in done.stdout
+
+
+def test_drift_script_passes_a_clean_stack_and_fails_when_the_preview_cannot_run(tmp_path: Path) -> None:
+    clean = run_drift(tmp_path, {"steps": [{"op": "same", "urn": "a::b::c"}]}, 0)
+    assert (clean.returncode, "no drift" in clean.stdout) == (0, True)
+    broken = run_drift(tmp_path, None, 255)
+    assert broken.returncode == 2 and "could not reach the Docker host" in broken.stderr
 
 
 # --- ci ---------------------------------------------------------------------------------------------
@@ -344,7 +397,7 @@ def test_workflows_run_the_cli_version_the_local_toolchain_builds():
     assert local, "scripts/lib/toolchain.sh pins no PULUMI_VERSION"
     versions = {
         str(step["with"].get("pulumi-version"))
-        for name in ("preview.yml", "deploy.yml")
+        for name in ("preview.yml", "deploy.yml", "drift.yml")
         for job in workflow(name)["jobs"].values()
         for step in steps_using(job, PULUMI_ACTION)
     }

@@ -1,5 +1,6 @@
-"""The edge-config job (components/templates/haproxy-release.sh) in the real HAProxy image: it
-installs a checked release, reloads a running master in place, and refuses a broken config."""
+"""The config-release job (components/templates/config-release.sh) as the load balancer runs it,
+in the real HAProxy image: it installs a checked release, reloads a running master in place, and
+refuses a broken config."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import config as stack_config
-from components.load_balancer import RUNTIME_DIR, Backend, render_haproxy_cfg
+from components.load_balancer import MASTER_RELOAD, RUNTIME_DIR, Backend, render_haproxy_cfg
 from components.templates import TEMPLATE_DIR
 from tests.config.conftest import image, write_tree
 from tests.support.mocks import issue_test_certificates
@@ -41,13 +42,19 @@ def runtime():
 def release(tmp_path: Path, runtime: str, cfg: str) -> subprocess.CompletedProcess[str]:
     certs = issue_test_certificates("localhost", ["localhost"], ["127.0.0.1"])
     staged = write_tree(tmp_path / secrets.token_hex(3), {
-        "haproxy.cfg": cfg, "server.pem": certs["cert"] + certs["key"], "haproxy-release": (TEMPLATE_DIR / "haproxy-release.sh").read_text(),
+        "haproxy.cfg": cfg, "server.pem": certs["cert"] + certs["key"], "config-release": (TEMPLATE_DIR / "config-release.sh").read_text(),
     })
+    env = {
+        "RELEASE_DIR": RUNTIME_DIR,
+        "RELEASE_FILES": "/etc/haproxy/haproxy.cfg=haproxy.cfg /etc/haproxy/certs/server.pem=server.pem",
+        "CHECK_COMMAND": f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
+        "RELOAD_COMMAND": MASTER_RELOAD,
+    }
     return docker(
-        "run", "--rm", "--network", "none", "-v", f"{runtime}:{RUNTIME_DIR}",
+        "run", "--rm", "--network", "none", "-v", f"{runtime}:{RUNTIME_DIR}", *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
         "-v", f"{staged}/haproxy.cfg:/etc/haproxy/haproxy.cfg:ro", "-v", f"{staged}/server.pem:/etc/haproxy/certs/server.pem:ro",
-        "-v", f"{staged}/haproxy-release:/usr/local/bin/haproxy-release:ro",
-        "--entrypoint", "sh", image("haproxy"), "/usr/local/bin/haproxy-release", check=False,
+        "-v", f"{staged}/config-release:/usr/local/bin/config-release:ro",
+        "--entrypoint", "sh", image("haproxy"), "/usr/local/bin/config-release", check=False,
     )
 
 
@@ -64,7 +71,7 @@ def config(hsts: int = 31536000) -> str:
 def test_first_release_is_checked_and_installed_for_haproxy_to_start_from(tmp_path, runtime):
     result = release(tmp_path, runtime, config())
     assert result.returncode == 0, result.stderr
-    assert "no HAProxy master is running" in result.stdout
+    assert "the service is not running" in result.stdout
     assert current(runtime).startswith("releases/")
 
 
@@ -81,7 +88,7 @@ def test_new_release_reloads_the_running_master_in_place(tmp_path, runtime):
         time.sleep(0.5)
     result = release(tmp_path, runtime, config(hsts=63072000))
     assert result.returncode == 0, result.stderr
-    assert "HAProxy reloaded release" in result.stdout
+    assert "reloaded release" in result.stdout
     assert current(runtime) != first
     # Same container, master still up, and a worker of the second generation now serving.
     state = docker("inspect", "--format", "{{.Id}} {{.State.Running}}", f"{runtime}-haproxy").stdout.split()
@@ -95,5 +102,5 @@ def test_broken_release_is_refused_and_the_previous_one_stays(tmp_path, runtime)
     before = current(runtime)
     result = release(tmp_path, runtime, config().replace("ssl-min-ver TLSv1.2 alpn", "ssl-min-ver TLSv9 alpn"))
     assert result.returncode == 1
-    assert "refused by haproxy -c" in result.stderr
+    assert "refused by its check" in result.stderr
     assert current(runtime) == before

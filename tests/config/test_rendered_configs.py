@@ -29,8 +29,10 @@ CFG = config.load({"environment": "dev", "monitoring": {"receivers": {"critical"
 
 def haproxy_check(tmp_path: Path, text: str):
     certs = issue_test_certificates("localhost", ["localhost"], ["127.0.0.1"])
-    root = write_tree(tmp_path / "haproxy", {"haproxy.cfg": text, "certs/server.pem": certs["cert"] + certs["key"]})
-    return run_in_image("haproxy", "haproxy -c -V -f /etc/haproxy/haproxy.cfg", {root: "/etc/haproxy"})
+    root = write_tree(tmp_path / "haproxy", {"haproxy.cfg": text})
+    # The certificate where the edge-config job's release puts it (components/load_balancer.py).
+    release = write_tree(tmp_path / "release", {"server.pem": certs["cert"] + certs["key"]})
+    return run_in_image("haproxy", "haproxy -c -V -f /etc/haproxy/haproxy.cfg", {root: "/etc/haproxy", release: "/var/lib/haproxy/current"})
 
 
 def rendered_haproxy() -> str:

@@ -7,7 +7,17 @@ import time
 
 from tests.live.conftest import roles_from_labels
 from tests.support.stack import LIVE_STACK
-from tests.live.probes import http
+from tests.live.probes import docker, http, prometheus_api
+
+
+def prometheus_scrapes(prometheus: str, server: str, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        targets = prometheus_api(prometheus, "/api/v1/targets")["activeTargets"]
+        if any(t["labels"].get("server") == server for t in targets):
+            return True
+        time.sleep(1)
+    return False
 
 
 def roles_now(deployment) -> dict[str, list[str]]:
@@ -46,12 +56,16 @@ class RequestLoop:
 def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(deployment):
     two = [n for names in roles_now(deployment).values() for n in names]
     prometheus = deployment.one("prometheus")
+    prometheus_id = docker("inspect", "--format", "{{.Id}}", prometheus).strip()
     with RequestLoop(deployment, seconds=25) as up_loop:
         changes = deployment.scale(4)
-    # The load balancer finds servers by DNS and is untouched; Prometheus gets the new scrape list.
     added = [f"{deployment.prefix}-app-3", f"{deployment.prefix}-app-3-gate", f"{deployment.prefix}-app-4", f"{deployment.prefix}-app-4-gate"]
-    assert changes == {"added": added, "replaced": [prometheus], "removed": []}
+    # The load balancer finds servers by DNS; Prometheus reloads a new scrape list (only its config job is replaced).
+    assert changes == {"added": added, "replaced": [f"{prometheus}-config"], "removed": []}
     assert up_loop.failures == []
+    # Same Prometheus process, new scrape list: the config release was reloaded in place.
+    assert docker("inspect", "--format", "{{.Id}}", prometheus).strip() == prometheus_id
+    assert prometheus_scrapes(prometheus, f"{deployment.prefix}-app-4")
 
     with RequestLoop(deployment, seconds=15) as four_loop:
         pass
@@ -59,6 +73,6 @@ def test_scaling_to_four_and_back_changes_only_app_servers_and_fails_no_request(
 
     with RequestLoop(deployment, seconds=30) as down_loop:
         changes = deployment.scale(2)
-    assert changes == {"added": [], "replaced": [prometheus], "removed": added}
+    assert changes == {"added": [], "replaced": [f"{prometheus}-config"], "removed": added}
     assert down_loop.failures == []
     assert sorted(n for names in roles_now(deployment).values() for n in names) == sorted(two)

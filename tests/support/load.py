@@ -132,6 +132,9 @@ class LoadGenerator:
                 self._fail(client, f"{method} {type(error).__name__}", started)
                 conn.close()
                 conn = self._connection()
+                # A client backs off a little before reconnecting, as real ones do; the count
+                # then says how long the outage lasted rather than how fast the loop spun.
+                self._stop.wait(0.1)
                 continue
             if 200 <= status < 300:
                 client.ok_latencies.append((time.monotonic() - started) * 1000)

@@ -287,12 +287,24 @@ def test_a_failed_cluster_forming_job_fails_the_deployment():
 def test_prometheus_scrapes_every_tier_and_loads_the_rules(dev):
     import yaml
 
-    prometheus = uploads_of(only(dev, "prometheus"))
+    prometheus = uploads_of(only(dev, "prometheus-config"))
     document = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
     jobs = {job["job_name"]: job for job in document["scrape_configs"]}
     assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "app", "postgres", "redis", "blackbox-tls", "backup"}
     assert [c["labels"]["server"] for c in jobs["app"]["static_configs"]] == ["medisys-dev-app-1", "medisys-dev-app-2"]
     assert "/etc/prometheus/rules/medisys.rules.yml" in prometheus
+    assert document["rule_files"] == ["rules/*.yml"]
+    assert "rules/medisys.rules.yml" in envs_of(only(dev, "prometheus-config"))["RELEASE_FILES"]
+
+
+def test_prometheus_and_alertmanager_reload_their_config_instead_of_being_recreated(dev):
+    for role, config_file in (("prometheus", "/etc/prometheus/live/current/prometheus.yml"),
+                              ("alertmanager", "/etc/alertmanager/live/current/alertmanager.yml")):
+        server, job = only(dev, role), only(dev, f"{role}-config")
+        assert f"--config.file={config_file}" in server.inputs["command"]
+        assert not server.inputs.get("uploads"), role
+        assert envs_of(job)["RELOAD_COMMAND"].count("/-/reload") == 1
+    assert "--web.enable-lifecycle" in only(dev, "prometheus").inputs["command"]
 
 
 def test_grafana_is_deployed_only_with_a_supplied_image():

@@ -86,15 +86,15 @@ def test_tls_chain_signed_by_the_stand_in_verifies(plugin):
     assert names.get_values_for_type(x509.DNSName) == ["db"]
 
 
-def test_check_refuses_keys_the_stand_in_cannot_make(plugin):
+def test_check_refuses_keys_upstream_refuses(plugin):
     response = plugin("tls").Check(provider_pb2.CheckRequest(urn=urn("tls:index/privateKey:PrivateKey"),
-                                                             news=struct({"algorithm": "RSA", "rsaBits": 4096})))
+                                                             news=struct({"algorithm": "DSA"})))
     assert [f.property for f in response.failures] == ["algorithm"]
 
 
 def test_unknown_types_are_refused_with_the_list_of_covered_ones(plugin):
     with pytest.raises(grpc.RpcError) as raised:
-        plugin("random").Create(provider_pb2.CreateRequest(urn=urn("random:index/randomUuid:RandomUuid"), properties=struct({})))
+        plugin("random").Create(provider_pb2.CreateRequest(urn=urn("random:index/randomBytes:RandomBytes"), properties=struct({})))
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "random:index/randomPassword:RandomPassword" in raised.value.details()
 

@@ -86,7 +86,8 @@ class ResourceType:
         return {**olds, **news}
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        """The live state, or None when the resource is gone. Default: trust the recorded state."""
+        """The live state (the recorded outputs with what was read in place), or None when the
+        resource is gone. Default: trust the recorded state."""
         return state
 
     def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
@@ -197,7 +198,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         live = self._guard(context, f"reading {request.urn.split('::')[-1]}", lambda: kind.read(request.id, state, self.config))
         if live is None:
             return provider_pb2.ReadResponse(id="")
-        return provider_pb2.ReadResponse(id=request.id, properties=to_struct(live), inputs=request.inputs)
+        # As the bridged upstream providers do: each recorded input takes the value just read, so
+        # `pulumi preview --refresh` diffs the program against the live object.
+        inputs = {k: live.get(k, v) for k, v in to_dict(request.inputs).items()}
+        return provider_pb2.ReadResponse(id=request.id, properties=to_struct(live), inputs=to_struct(inputs))
 
     def Delete(self, request, context):
         kind = self._resource_type(request.urn, context)

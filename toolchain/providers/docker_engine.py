@@ -61,38 +61,105 @@ def create_volume(inputs: dict[str, Any]) -> None:
     docker("volume", "create", *_label_args(inputs.get("labels", [])), inputs["name"])
 
 
+MIB = 1024 * 1024
+
+
+def _throttle_args(flag: str, devices: Iterable[dict[str, Any]] | None) -> list[str]:
+    return [a for device in devices or [] for a in (flag, f"{device['path']}:{int(device['rate'])}")]
+
+
+def restart_arg(inputs: dict[str, Any]) -> str:
+    policy = inputs.get("restart") or "no"
+    retries = int(inputs.get("maxRetryCount") or 0)
+    return f"{policy}:{retries}" if policy == "on-failure" and retries else policy
+
+
+def resource_args(inputs: dict[str, Any]) -> list[str]:
+    """The limits `docker create` and `docker update` share: pulumi-docker's in-place inputs.
+    Zero means "not set" (the Docker API ignores a zero limit), as it does upstream."""
+    args = ["--restart", restart_arg(inputs)]
+    if inputs.get("memory"):
+        args += ["--memory", f"{int(inputs['memory'])}m"]
+    if inputs.get("memorySwap"):
+        # -1: unlimited swap. Unset: Docker's default (as much swap again as memory).
+        args += ["--memory-swap", "-1" if int(inputs["memorySwap"]) == -1 else f"{int(inputs['memorySwap'])}m"]
+    if inputs.get("memoryReservation"):
+        args += ["--memory-reservation", f"{int(inputs['memoryReservation'])}m"]
+    if inputs.get("cpuShares"):
+        args += ["--cpu-shares", str(int(inputs["cpuShares"]))]
+    if inputs.get("cpuSet"):
+        args += ["--cpuset-cpus", inputs["cpuSet"]]
+    args += _throttle_args("--device-read-bps", inputs.get("deviceReadBps"))
+    args += _throttle_args("--device-read-iops", inputs.get("deviceReadIops"))
+    args += _throttle_args("--device-write-bps", inputs.get("deviceWriteBps"))
+    args += _throttle_args("--device-write-iops", inputs.get("deviceWriteIops"))
+    return args
+
+
+def container_update_args(container: str, news: dict[str, Any]) -> list[str]:
+    """`docker update` with the new in-place settings, as pulumi-docker's update sends them all at once."""
+    return ["update", *resource_args(news), container]
+
+
 def container_create_args(inputs: dict[str, Any]) -> list[str]:
     """The `docker create` arguments equivalent to a docker.Container's inputs."""
     name = inputs["name"]
     args = ["create", "--name", name, "--hostname", inputs.get("hostname", name), *_label_args(inputs.get("labels", []))]
-    if inputs.get("user"):
-        args += ["--user", inputs["user"]]
-    if inputs.get("memory"):
-        args += ["--memory", f"{inputs['memory']}m", "--memory-swap", f"{inputs.get('memorySwap', inputs['memory'])}m"]
-    if inputs.get("cpus"):
-        args += ["--cpus", inputs["cpus"]]
+    for flag, key in (("--user", "user"), ("--domainname", "domainname"), ("--workdir", "workingDir"), ("--cpus", "cpus"),
+                      ("--stop-signal", "stopSignal"), ("--ipc", "ipcMode"), ("--pid", "pidMode"), ("--userns", "usernsMode"),
+                      ("--runtime", "runtime"), ("--platform", "platform"), ("--cgroupns", "cgroupnsMode"),
+                      ("--cgroup-parent", "cgroupParent"), ("--gpus", "gpus")):
+        if inputs.get(key):
+            args += [flag, str(inputs[key])]
+    args += resource_args(inputs)
+    if inputs.get("cpuPeriod"):
+        args += ["--cpu-period", str(int(inputs["cpuPeriod"]))]
+    if inputs.get("cpuQuota"):
+        args += ["--cpu-quota", str(int(inputs["cpuQuota"]))]
+    if inputs.get("shmSize"):
+        args += ["--shm-size", f"{int(inputs['shmSize'])}m"]
+    for flag, key in (("--privileged", "privileged"), ("--read-only", "readOnly"), ("--publish-all", "publishAllPorts"),
+                      ("--init", "init"), ("--tty", "tty"), ("--interactive", "stdinOpen"), ("--rm", "rm")):
+        if inputs.get(key):
+            args.append(flag)
+    for flag, key in (("--dns", "dns"), ("--dns-option", "dnsOpts"), ("--dns-search", "dnsSearches"), ("--group-add", "groupAdds"),
+                      ("--security-opt", "securityOpts"), ("--device-cgroup-rule", "deviceCgroupRules")):
+        args += [a for value in inputs.get(key) or [] for a in (flag, str(value))]
+    args += [a for host in inputs.get("hosts") or [] for a in ("--add-host", f"{host['host']}:{host['ip']}")]
+    args += [a for u in inputs.get("ulimits") or [] for a in ("--ulimit", f"{u['name']}={int(u['soft'])}:{int(u['hard'])}")]
+    args += [a for k, v in (inputs.get("sysctls") or {}).items() for a in ("--sysctl", f"{k}={v}")]
+    args += [a for k, v in (inputs.get("storageOpts") or {}).items() for a in ("--storage-opt", f"{k}={v}")]
+    for device in inputs.get("devices") or []:
+        spec = ":".join(p for p in (device["hostPath"], device.get("containerPath") or device["hostPath"], device.get("permissions") or "rwm"))
+        args += ["--device", spec]
     capabilities = inputs.get("capabilities") or {}
     args += [a for cap in capabilities.get("drops", []) for a in ("--cap-drop", cap)]
     args += [a for cap in capabilities.get("adds", []) for a in ("--cap-add", cap)]
-    args += [a for opt in inputs.get("securityOpts", []) for a in ("--security-opt", opt)]
-    args += ["--restart", inputs.get("restart", "no")]
     for env in inputs.get("envs", []):
         args += ["--env", env]
     health = inputs.get("healthcheck")
     if health:
         tests = health["tests"]
-        # The CLI takes a shell string; quoting the exec form keeps every argument intact.
+        # The CLI takes a shell string; quoting the exec form keeps every argument intact (the
+        # provider's read turns the CMD-SHELL form back into the exec form it came from).
         args += ["--health-cmd", shlex.join(tests[1:]) if tests[0] == "CMD" else tests[1]]
-        for flag, key in (("--health-interval", "interval"), ("--health-timeout", "timeout"), ("--health-start-period", "startPeriod")):
-            if health.get(key):
+        for flag, key in (("--health-interval", "interval"), ("--health-timeout", "timeout"), ("--health-start-period", "startPeriod"),
+                          ("--health-start-interval", "startInterval")):
+            if health.get(key) and health[key] != "0s":
                 args += [flag, health[key]]
         if health.get("retries"):
             args += ["--health-retries", str(int(health["retries"]))]
     for volume in inputs.get("volumes", []):
         mode = ":ro" if volume.get("readOnly") else ""
-        args += ["--volume", f"{volume['volumeName']}:{volume['containerPath']}{mode}"]
+        source = volume.get("volumeName") or volume.get("hostPath")
+        args += ["--volume", f"{source}:{volume['containerPath']}{mode}" if source else volume["containerPath"]]
+    for mount in inputs.get("mounts") or []:
+        spec = f"type={mount['type']},target={mount['target']}" + (f",source={mount['source']}" if mount.get("source") else "")
+        args += ["--mount", spec + (",readonly" if mount.get("readOnly") else "")]
     for port in inputs.get("ports", []):
-        args += ["--publish", f"{port['ip']}:{int(port['external'])}:{int(port['internal'])}"]
+        ip = port.get("ip") or "0.0.0.0"
+        external = f"{int(port['external'])}" if port.get("external") else ""
+        args += ["--publish", f"{ip}:{external}:{int(port['internal'])}/{port.get('protocol') or 'tcp'}"]
     for path, options in (inputs.get("tmpfs") or {}).items():
         args += ["--tmpfs", f"{path}:{options}" if options else path]
     if inputs.get("logDriver"):
@@ -106,8 +173,11 @@ def container_create_args(inputs: dict[str, Any]) -> list[str]:
         first = networks[0]
         args += ["--network", first["name"], "--ip", first["ipv4Address"]]
         args += [a for alias in first.get("aliases") or [] for a in ("--network-alias", alias)]
+    elif inputs.get("networkMode"):
+        args += ["--network", inputs["networkMode"]]
     entrypoint = inputs.get("entrypoints") or []
     if entrypoint:
+        # The CLI takes one entrypoint word; the rest go before the command (read splits them back).
         args += ["--entrypoint", entrypoint[0]]
     args.append(inputs["image"])
     args += entrypoint[1:] + list(inputs.get("command") or [])
@@ -136,7 +206,10 @@ def wait_healthy(name: str, timeout: float) -> None:
     raise DockerError(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n{container_logs(name, 30)}")
 
 
-def run_container(inputs: dict[str, Any]) -> None:
+def run_container(inputs: dict[str, Any], fail_on_exit: bool = True) -> int | None:
+    """Creates, attaches, fills and starts the container; for `attach`, waits for it to end and
+    returns its exit code (a non-zero one raises unless fail_on_exit is False: pulumi-docker
+    records it and leaves the verdict to the program; the replay has no program to decide)."""
     name = inputs["name"]
     docker(*container_create_args(inputs))
     for extra in inputs.get("networksAdvanced", [])[1:]:
@@ -144,10 +217,14 @@ def run_container(inputs: dict[str, Any]) -> None:
         docker("network", "connect", "--ip", extra["ipv4Address"], *aliases, extra["name"], name)
     if inputs.get("uploads"):
         docker("cp", "-", f"{name}:/", input=_uploads_tar(inputs["uploads"]))
+    if inputs.get("start") is False:
+        return None
     docker("start", name)
     if inputs.get("attach"):
         code = int(docker("wait", name, timeout=int(inputs.get("waitTimeout", 180))).strip())
-        if code != 0:
+        if code != 0 and fail_on_exit:
             raise DockerError(f"one-shot {name} exited {code}: {container_logs(name)}")
-    elif inputs.get("wait"):
+        return code
+    if inputs.get("wait"):
         wait_healthy(name, float(inputs.get("waitTimeout", 180)))
+    return None
