@@ -9,7 +9,7 @@ leaves the cluster alone.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -65,14 +65,14 @@ class ClusterPlan:
 MAX_MEMBERS = 4  # 1 + the most replicas config.Postgres allows; the endpoint keeps this many server slots
 
 
-def cluster_plan(name: str, settings: Postgres, host: object, members: int | None = None) -> ClusterPlan:
-    at = host  # Networks.host(segment, number)
+def cluster_plan(name: str, settings: Postgres, host: Callable[[str, int], str], members: int | None = None) -> ClusterPlan:
+    """`host` is Networks.host (segment, host number) -> address; `members` overrides the count."""
     count = settings.members if members is None else members
     return ClusterPlan(
         scope=name,
-        members=[(f"{name}-{i}", at("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, count + 1)],  # type: ignore[operator]
-        etcd=[(f"{name}-etcd-{i}", at("database", FIRST_ETCD_HOST_NUMBER + i - 1)) for i in range(1, ETCD_MEMBERS + 1)],  # type: ignore[operator]
-        proxy_address=at("database", PROXY_HOST_NUMBER),  # type: ignore[operator]
+        members=[(f"{name}-{i}", host("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, count + 1)],
+        etcd=[(f"{name}-etcd-{i}", host("database", FIRST_ETCD_HOST_NUMBER + i - 1)) for i in range(1, ETCD_MEMBERS + 1)],
+        proxy_address=host("database", PROXY_HOST_NUMBER),
     )
 
 
