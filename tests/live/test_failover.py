@@ -84,6 +84,40 @@ def test_planned_switchover_pauses_writes_for_seconds_and_loses_nothing(deployme
     assert report.write_outage_seconds <= 10, report.as_dict()
 
 
+def test_replica_killed_under_load_loses_no_acknowledged_write_and_rejoins(deployment):
+    lead, (replica, *_) = wait_whole(deployment)
+    with load_for(deployment) as load:
+        time.sleep(5)
+        subprocess.run(["docker", "kill", replica], check=True, capture_output=True)
+        time.sleep(25)
+    report = load.report()
+    subprocess.run(["docker", "start", replica], check=True, capture_output=True)
+    started = time.monotonic()
+    after, replicas = wait_whole(deployment, timeout=180)
+    record("replica killed", {**report.as_dict(), "rejoined_after_s": round(time.monotonic() - started, 1)})
+    # Reads fall back to the leader; in synchronous mode commits wait until Patroni drops the lost
+    # standby from synchronous_standby_names (its next loop), then go on.
+    assert after == lead and replicas == [replica]
+    assert report.writes_lost == [] and report.write_outage_seconds <= WRITE_OUTAGE_BAR_S, report.as_dict()
+
+
+def test_etcd_member_killed_under_load_changes_nothing(deployment):
+    lead, _ = wait_whole(deployment)
+    etcd = sorted(deployment.roles["etcd"])[0]
+    with load_for(deployment) as load:
+        time.sleep(3)
+        subprocess.run(["docker", "kill", etcd], check=True, capture_output=True)
+        time.sleep(20)
+    report = load.report()
+    subprocess.run(["docker", "start", etcd], check=True, capture_output=True)
+    record("etcd member killed", report.as_dict())
+    # Two of three etcd members are a quorum: the leader keeps its lock.
+    assert leader(deployment) == lead
+    assert report.failed == 0 and report.writes_lost == [], report.as_dict()
+    wait_for(lambda: subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", etcd],
+                                    capture_output=True, text=True).stdout.strip() == "healthy", 90, f"{etcd} healthy again")
+
+
 def test_archiving_and_backups_follow_the_leader_and_a_backup_after_failover_restores(deployment):
     # The leader changed in the drills above: the agent's pgBackRest finds the new primary among
     # the members, the new primary archives into the same repository.
