@@ -18,14 +18,16 @@ pulumi.export("https_url", platform.load_balancer.https_url)
 pulumi.export("http_url", f"http://{cfg.load_balancer.bind_address}:{cfg.load_balancer.http_port}")
 pulumi.export("ca_certificate", platform.ca.cert_pem)
 pulumi.export("prometheus_url", platform.monitoring.prometheus_url)
-pulumi.export("postgres_primary", platform.postgres.primary_address)
-pulumi.export("postgres_replicas", platform.postgres.replica_addresses)
+# Which member leads is runtime state (`scripts/pg-switchover --list`); the endpoint follows it.
+pulumi.export("postgres_endpoint", platform.postgres.proxy_address)
+pulumi.export("postgres_members", platform.postgres.member_addresses)
 pulumi.export("redis_nodes", platform.redis.addresses)
 pulumi.export("containers", {
     "load_balancer": platform.load_balancer.container.name,
     "apps": [c.name for c in platform.apps.containers],
-    "postgres_primary": platform.postgres.primary.name,
-    "postgres_replicas": [c.name for c in platform.postgres.replicas],
+    "postgres_members": [c.name for c in platform.postgres.members],
+    "postgres_etcd": [c.name for c in platform.postgres.etcd],
+    "postgres_proxy": platform.postgres.proxy.name,
     "backup_agent": platform.backups.agent.name if platform.backups.agent else None,
     "redis": [c.name for c in platform.redis.nodes],
     "prometheus": platform.monitoring.prometheus.name,

@@ -92,17 +92,53 @@ class AppServers(Strict):
     resources: Resources = Resources(memory_mb=256, cpus=0.5)
 
 
+class Failover(Strict):
+    """Patroni's automatic failover: the leader lock's timing and how much loss a failover may cost.
+
+    Written to etcd when the cluster is first bootstrapped (Patroni's `bootstrap.dcs`); later
+    changes go through `patronictl edit-config` (see README, "PostgreSQL failover").
+    """
+
+    # The leader lock expires `ttl` seconds after the primary's Patroni last renewed it; a replica
+    # takes over within ttl + loop_wait of the primary's death.
+    # Patroni's own minimums (it would silently raise smaller values): ttl 20, retry_timeout 3.
+    ttl_seconds: int = Field(default=20, ge=20, le=300)
+    loop_wait_seconds: int = Field(default=5, ge=1, le=60)
+    retry_timeout_seconds: int = Field(default=5, ge=3, le=120)
+    # Synchronous: a commit is acknowledged once a synchronous standby has it, and only that standby
+    # may be promoted, so no acknowledged write is lost. Asynchronous: a replica further behind than
+    # maximum_lag_on_failover_bytes is never promoted; up to that much WAL may be lost.
+    synchronous: bool = False
+    maximum_lag_on_failover_bytes: int = Field(default=1048576, ge=0)
+
+    @model_validator(mode="after")
+    def timing(self) -> Failover:
+        # Patroni's rule: a primary that cannot reach etcd must demote itself before its lock expires.
+        if self.loop_wait_seconds + 2 * self.retry_timeout_seconds > self.ttl_seconds:
+            raise ValueError(
+                f"loop_wait_seconds + 2 * retry_timeout_seconds ({self.loop_wait_seconds} + 2 * {self.retry_timeout_seconds})"
+                f" must not exceed ttl_seconds ({self.ttl_seconds}): raise ttl_seconds or lower the others"
+            )
+        return self
+
+
 class Postgres(Strict):
+    # Members = 1 + replicas; which member is the primary is decided at run time by Patroni.
     replicas: int = Field(default=1, ge=1, le=3)
     database: str = Field(default="medisys", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     max_connections: int = Field(default=100, ge=20, le=5000)
     # Where pulumi-postgresql reaches the primary to manage roles and databases. None: the
-    # primary's own address on the database segment, which the Docker host itself can reach
+    # leader-following endpoint's address on the database segment, which the Docker host can reach
     # (Docker cannot publish ports of containers on internal networks). Staging and prod set a
     # tunnel or bastion endpoint here.
     admin_host: str | None = None
     admin_port: int = Field(default=5432, ge=1, le=65535)
     resources: Resources = Resources(memory_mb=1024, cpus=1.0)
+    failover: Failover = Failover()
+
+    @property
+    def members(self) -> int:
+        return 1 + self.replicas
 
 
 class Backups(Strict):

@@ -16,6 +16,7 @@ from components.monitoring import MonitoringStack, ScrapeTargets
 from components.network import SegmentedNetworks
 from components.pki import InternalCA
 from components.postgres import PORT as POSTGRES_PORT
+from components.postgres import READ_PORT as POSTGRES_READ_PORT
 from components.postgres import PostgresCluster
 from components.redis_cluster import PORT as REDIS_PORT
 from components.redis_cluster import RedisCluster
@@ -43,6 +44,8 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-pg",
         cfg.postgres,
         image=cfg.images.ref("postgres"),
+        etcd_image=cfg.images.ref("etcd"),
+        proxy_image=cfg.images.ref("haproxy"),
         networks=networks,
         ca=ca,
         backups=backups,
@@ -51,9 +54,9 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
     backups.start_agent(
         image=cfg.images.ref("postgres"),
         networks=networks,
-        data_volume=postgres.data_volume,
-        socket_volume=postgres.socket_volume,
-        primary=postgres.primary,
+        data_volumes=postgres.data_volumes,
+        socket_volumes=postgres.socket_volumes,
+        members=postgres.members,
     )
     redis = RedisCluster(
         f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, ca=ca, protect_data=cfg.protect_data
@@ -81,9 +84,12 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         image=cfg.app.image or cfg.images.ref("app"),
         networks=networks,
         connections=AppConnections(
-            db_primary_host=postgres.primary_address,
-            db_replica_hosts=postgres.replica_addresses,
+            # The leader-following endpoint: its write port reaches whichever member leads, its
+            # read port the streaming replicas.
+            db_primary_host=postgres.proxy_address,
+            db_replica_hosts=[postgres.proxy_address],
             db_port=POSTGRES_PORT,
+            db_replica_port=POSTGRES_READ_PORT,
             db_name=cfg.postgres.database,
             db_user=postgres.app_user,
             db_password=postgres.passwords["app"].result,
@@ -110,7 +116,8 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             load_balancer_tls_address=f"https://{load_balancer.management_address}:443/health",
             load_balancer_server_name=cfg.load_balancer.certificate.server_names[0],
             app_servers=apps.metrics_targets,
-            postgres_servers=[f"{a}:{POSTGRES_PORT}" for a in [postgres.primary_address, *postgres.replica_addresses]],
+            # Every member, whatever its role at the moment: the exporter reports each one's role and lag.
+            postgres_servers=[f"{a}:{POSTGRES_PORT}" for a in postgres.member_addresses],
             postgres_database=cfg.postgres.database,
             postgres_user=postgres.monitoring_user,
             postgres_password=postgres.passwords["monitoring"].result,

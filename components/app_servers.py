@@ -46,6 +46,7 @@ class AppConnections:
     db_primary_host: str
     db_replica_hosts: Sequence[str]
     db_port: int
+    db_replica_port: int
     db_name: str
     db_user: str
     db_password: pulumi.Output[str]
@@ -67,6 +68,7 @@ def database_environment(conn: AppConnections) -> list[str]:
     return [
         f"DB_PRIMARY_HOST={conn.db_primary_host}",
         f"DB_PORT={conn.db_port}",
+        f"DB_REPLICA_PORT={conn.db_replica_port}",
         f"DB_NAME={conn.db_name}",
         f"DB_USER={conn.db_user}",
         f"DB_PASSWORD_FILE={SECRETS_DIR}/db_password",

@@ -1,28 +1,79 @@
-"""PostgreSQL: a primary and streaming replicas on the database segment, plus what lives inside."""
+"""PostgreSQL with automatic failover: Patroni members, a three-member etcd and a leader-following endpoint.
+
+Pulumi declares members (pg-1 .. pg-N: fixed addresses, data volumes, identical configuration),
+never a "primary" or a "replica": which member leads is runtime state, held as Patroni's leader
+lock in etcd. So after a failover `pulumi preview`/`up` find nothing to change, and `refresh`
+leaves the cluster alone.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 import pulumi_random as random
+import yaml
 
-from components.backups import STANZA, DatabaseBackups
+from components.backups import STANZA, DatabaseBackups, member_data_dir, member_volume_path
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
 from components.network import SegmentedNetworks
 from components.pki import InternalCA
 from components.templates import render
-from config import Postgres
+from config import Postgres, Resources
 
-PRIMARY_HOST_NUMBER = 10
-FIRST_REPLICA_HOST_NUMBER = 11
-PORT = 5432
-PGDATA_MOUNT = "/var/lib/postgresql/data"
+PORT = 5432  # PostgreSQL on every member, and the endpoint's write port (the leader)
+READ_PORT = 5433  # the endpoint's read port (streaming replicas)
+REST_PORT = 8008  # Patroni's REST API on every member (health checks, switchover)
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+PROXY_STATS_PORT = 8404
+PROXY_HOST_NUMBER = 5
+FIRST_MEMBER_HOST_NUMBER = 10  # pg-1 .10, pg-2 .11, ... (1 + 3 replicas at most: .10-.13)
+FIRST_ETCD_HOST_NUMBER = 15  # etcd-1 .15, etcd-2 .16, etcd-3 .17
+ETCD_MEMBERS = 3  # a quorum of 2 survives the loss of any one
 SOCKET_DIR = "/var/run/postgresql"
+PATRONI_DIR = "/etc/patroni"
+TLS_DIR = "/etc/postgresql/tls"
+CA_FILE = f"{TLS_DIR}/ca.crt"
+CERT_FILE = f"{TLS_DIR}/server.crt"
+KEY_FILE = "/var/lib/postgresql/tls/server.key"  # the entrypoint copies the uploaded key here, mode 0600
+ETCD_TLS_DIR = "/etc/etcd/tls"
 PASSWORD_LENGTH = 32
 APP_SCHEMA = "app"
+PATRONI_NAMESPACE = "/medisys/"
+ETCD_RESOURCES = Resources(memory_mb=128, cpus=0.25)
+PROXY_RESOURCES = Resources(memory_mb=128, cpus=0.25)
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Names and fixed addresses of one cluster: a pure function of the settings and the subnet."""
+
+    scope: str  # Patroni's cluster name (the etcd key prefix under PATRONI_NAMESPACE)
+    members: Sequence[tuple[str, str]]  # (member name, address)
+    etcd: Sequence[tuple[str, str]]
+    proxy_address: str
+
+    @property
+    def etcd_hosts(self) -> list[str]:
+        return [f"{address}:{ETCD_CLIENT_PORT}" for _, address in self.etcd]
+
+
+MAX_MEMBERS = 4  # 1 + the most replicas config.Postgres allows; the endpoint keeps this many server slots
+
+
+def cluster_plan(name: str, settings: Postgres, host: Callable[[str, int], str], members: int | None = None) -> ClusterPlan:
+    """`host` is Networks.host (segment, host number) -> address; `members` overrides the count."""
+    count = settings.members if members is None else members
+    return ClusterPlan(
+        scope=name,
+        members=[(f"{name}-{i}", host("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, count + 1)],
+        etcd=[(f"{name}-etcd-{i}", host("database", FIRST_ETCD_HOST_NUMBER + i - 1)) for i in range(1, ETCD_MEMBERS + 1)],
+        proxy_address=host("database", PROXY_HOST_NUMBER),
+    )
 
 
 def memory_settings(memory_mb: int, max_connections: int) -> dict[str, int]:
@@ -35,23 +86,12 @@ def memory_settings(memory_mb: int, max_connections: int) -> dict[str, int]:
     }
 
 
-def replica_settings(primary_address: str, slot: str) -> str:
-    conninfo = (
-        f"host={primary_address} port={PORT} user=replicator passfile=/var/lib/postgresql/.pgpass "
-        f"sslmode=verify-full sslrootcert=/etc/postgresql/tls/ca.crt application_name={slot}"
-    )
-    return f"\n# Standby: follow the primary over TLS through its own slot.\nprimary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n"
-
-
-def render_postgresql_conf(settings: Postgres, *, server_role: str, primary_address: str | None = None, slot: str | None = None) -> str:
-    standby = replica_settings(primary_address, slot) if primary_address and slot else ""
+def render_postgresql_conf(settings: Postgres) -> str:
+    """The settings every member shares (Patroni's `custom_conf`); Patroni adds the role-dependent ones."""
     return render(
         "postgresql.conf",
-        server_role=server_role,
-        max_connections=settings.max_connections,
         memory_mb=settings.resources.memory_mb,
         stanza=STANZA,
-        replica_settings=standby,
         **memory_settings(settings.resources.memory_mb, settings.max_connections),
     )
 
@@ -69,12 +109,170 @@ def render_pg_hba(database_subnet: ipaddress.IPv4Network) -> str:
     )
 
 
-class PostgresCluster(pulumi.ComponentResource):
-    """A primary and `replicas` streaming standbys, each on its own volume.
+def _verified(username: str) -> dict[str, str]:
+    return {"username": username, "sslmode": "verify-full", "sslrootcert": CA_FILE}
 
-    Every password is generated and secret. A replica clones the primary over a physical slot on
-    first start and then streams; `pulumi up` waits for each to be healthy before going on. The
-    application database, its roles and pg_stat_statements are managed with pulumi-postgresql.
+
+def patroni_settings(settings: Postgres, plan: ClusterPlan, index: int) -> dict:
+    """Patroni's configuration for member `index` (1-based), without passwords (in the secret file).
+
+    `bootstrap.dcs` is the cluster-wide part: Patroni writes it to etcd once, when the cluster is
+    first initialised; members read it from there ever after.
+    """
+    member, address = plan.members[index - 1]
+    failover = settings.failover
+    dcs: dict = {
+        "ttl": failover.ttl_seconds,
+        "loop_wait": failover.loop_wait_seconds,
+        "retry_timeout": failover.retry_timeout_seconds,
+        "maximum_lag_on_failover": failover.maximum_lag_on_failover_bytes,
+        # Only a replica on the old primary's timeline may take over.
+        "check_timeline": True,
+        "synchronous_mode": failover.synchronous,
+        "synchronous_node_count": 1,
+        # Strict mode would stop every write while the only standby is away; with synchronous_mode
+        # Patroni still promotes only the synchronous standby, so no acknowledged write is lost.
+        "synchronous_mode_strict": False,
+        "failsafe_mode": False,
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            # Cluster-wide parameters that must agree on every member (Patroni passes them on the command line).
+            "parameters": {
+                "max_connections": settings.max_connections,
+                "wal_level": "replica",
+                "wal_log_hints": "on",  # pg_rewind needs it (the data checksums of initdb too)
+                "hot_standby": "on",
+                "max_wal_senders": 10,
+                "max_replication_slots": 10,
+                "wal_keep_size": "256MB",
+            },
+        },
+    }
+    return {
+        "scope": plan.scope,
+        "namespace": PATRONI_NAMESPACE,
+        "name": member,
+        "log": {"level": "INFO"},
+        "restapi": {
+            "listen": f"{address}:{REST_PORT}",
+            "connect_address": f"{address}:{REST_PORT}",
+            "certfile": CERT_FILE,
+            "keyfile": KEY_FILE,
+            "cafile": CA_FILE,
+        },
+        "ctl": {"cacert": CA_FILE},
+        "etcd3": {
+            "hosts": plan.etcd_hosts,
+            "protocol": "https",
+            "cacert": CA_FILE,
+            "cert": CERT_FILE,
+            "key": KEY_FILE,
+        },
+        "bootstrap": {
+            "dcs": dcs,
+            "initdb": ["data-checksums", {"encoding": "UTF8"}, {"locale": "C.UTF-8"}, {"auth-local": "peer"}, {"auth-host": "scram-sha-256"}],
+        },
+        "postgresql": {
+            "listen": f"{address}:{PORT}",
+            "connect_address": f"{address}:{PORT}",
+            "data_dir": member_data_dir(index),
+            "bin_dir": "/usr/lib/postgresql/17/bin",
+            "pgpass": "/tmp/pgpass",
+            "custom_conf": "/etc/postgresql/postgresql.conf",
+            "use_unix_socket": True,
+            "parameters": {"hba_file": "/etc/postgresql/pg_hba.conf", "unix_socket_directories": SOCKET_DIR},
+            "authentication": {
+                "superuser": _verified("postgres"),
+                "replication": _verified("replicator"),
+                "rewind": _verified("rewinder"),
+            },
+            # An old primary that cannot be rewound is cloned again rather than left out.
+            "remove_data_directory_on_rewind_failure": True,
+            "remove_data_directory_on_diverged_timelines": True,
+            "create_replica_methods": ["basebackup"],
+            "basebackup": {"checkpoint": "fast"},
+            "pg_ctl_timeout": 60,
+        },
+        # No /dev/watchdog in a container: fencing rests on the leader lock and the endpoint's checks.
+        "watchdog": {"mode": "off"},
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+    }
+
+
+def render_patroni_yml(settings: Postgres, plan: ClusterPlan, index: int) -> str:
+    text = yaml.safe_dump(patroni_settings(settings, plan, index), sort_keys=False)
+    return "# Rendered by components/postgres.py. Checked by `patroni --validate-config` in tests/config.\n" + text
+
+
+def render_patroni_secrets(superuser: str, replication: str, rewind: str, rest: str) -> str:
+    """Passwords only; Patroni merges this file over patroni.yml (files of the directory, in name order)."""
+    document = {
+        "restapi": {"authentication": {"username": "patroni", "password": rest}},
+        "postgresql": {
+            "authentication": {
+                "superuser": {"password": superuser},
+                "replication": {"password": replication},
+                "rewind": {"password": rewind},
+            }
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def etcd_command(plan: ClusterPlan, member: str, address: str) -> list[str]:
+    """etcd with TLS and client certificates on both the client and the peer port."""
+    peers = ",".join(f"{n}=https://{a}:{ETCD_PEER_PORT}" for n, a in plan.etcd)
+    ca, cert, key = (f"{ETCD_TLS_DIR}/{f}" for f in ("ca.crt", "server.crt", "server.key"))
+    tls = [f"--trusted-ca-file={ca}", f"--cert-file={cert}", f"--key-file={key}", "--client-cert-auth"]
+    peer_tls = [f"--peer-trusted-ca-file={ca}", f"--peer-cert-file={cert}", f"--peer-key-file={key}", "--peer-client-cert-auth"]
+    return [
+        "etcd",
+        f"--name={member}",
+        "--data-dir=/var/lib/etcd/data",
+        f"--listen-client-urls=https://{address}:{ETCD_CLIENT_PORT}",
+        f"--advertise-client-urls=https://{address}:{ETCD_CLIENT_PORT}",
+        f"--listen-peer-urls=https://{address}:{ETCD_PEER_PORT}",
+        f"--initial-advertise-peer-urls=https://{address}:{ETCD_PEER_PORT}",
+        f"--initial-cluster={peers}",
+        # Ignored once the member has data: a member that comes back rejoins with what it has.
+        "--initial-cluster-state=new",
+        f"--initial-cluster-token={plan.scope}",
+        *tls,
+        *peer_tls,
+        "--tls-min-version=TLS1.2",
+        "--auto-compaction-retention=1",
+        "--log-level=warn",
+    ]
+
+
+def render_proxy_cfg(plan: ClusterPlan) -> str:
+    def servers(port: int) -> str:
+        return "\n".join(
+            f"    server pg-{member.removeprefix(plan.scope + '-')} {address}:{port} check port {REST_PORT}" for member, address in plan.members
+        )
+
+    return render(
+        "pg-proxy.cfg",
+        proxy_address=plan.proxy_address,
+        write_port=PORT,
+        read_port=READ_PORT,
+        stats_port=PROXY_STATS_PORT,
+        ca_file="/etc/haproxy/ca.crt",
+        write_servers=servers(PORT),
+        read_servers=servers(PORT),
+    )
+
+
+class PostgresCluster(pulumi.ComponentResource):
+    """PostgreSQL 17 members under Patroni, a three-member etcd holding the leader lock, and an
+    HAProxy endpoint whose write port follows the leader and whose read port spreads over replicas.
+
+    Patroni initialises one member and clones the others (streaming over TLS through slots it
+    manages); when the leader's lock expires a replica within the allowed lag takes over, and an
+    old primary rejoins by pg_rewind or, failing that, a fresh clone. Every connection is TLS,
+    every password generated and secret, delivered as files. The application database, its roles
+    and pg_stat_statements are managed with pulumi-postgresql through the endpoint's write port.
     """
 
     def __init__(
@@ -83,6 +281,8 @@ class PostgresCluster(pulumi.ComponentResource):
         args: Postgres,
         *,
         image: str,
+        etcd_image: str,
+        proxy_image: str,
         networks: SegmentedNetworks,
         ca: InternalCA,
         backups: DatabaseBackups,
@@ -91,121 +291,142 @@ class PostgresCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("medisys:platform:PostgresCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = networks.plan
-        self.primary_address = plan.host("database", PRIMARY_HOST_NUMBER)
-        self.replica_addresses = [plan.host("database", FIRST_REPLICA_HOST_NUMBER + i) for i in range(args.replicas)]
+        network = networks["database"]
+        self.plan = cluster_plan(name, args, networks.plan.host)
+        self.proxy_address = self.plan.proxy_address
+        self.member_addresses = [address for _, address in self.plan.members]
+        self.member_names = [member for member, _ in self.plan.members]
 
         def password(role: str) -> random.RandomPassword:
             return random.RandomPassword(f"{name}-{role}-password", length=PASSWORD_LENGTH, special=False, opts=child)
 
-        self.passwords = {role: password(role) for role in ("superuser", "replication", "app", "readonly", "monitoring")}
-        pg_hba = render_pg_hba(plan.database)
-        common_files = [
-            ConfigFile("/etc/postgresql/pg_hba.conf", pg_hba),
-            ConfigFile("/etc/postgresql/tls/ca.crt", ca.cert_pem),
-            ConfigFile("/run/secrets/replication_password", self.passwords["replication"].result, secret=True),
-        ]
+        self.passwords = {
+            role: password(role) for role in ("superuser", "replication", "rewind", "patroni-api", "app", "readonly", "monitoring")
+        }
+        secrets_yml = pulumi.Output.all(
+            *(self.passwords[r].result for r in ("superuser", "replication", "rewind", "patroni-api"))
+        ).apply(lambda p: render_patroni_secrets(*p))
 
-        def volume(role: str, suffix: str) -> docker.Volume:
+        def volume(role: str, suffix: str, protect: bool) -> docker.Volume:
             return docker.Volume(
                 f"{name}-{suffix}",
                 name=f"{name}-{suffix}",
                 labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
-                opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+                opts=pulumi.ResourceOptions(parent=self, protect=protect),
             )
 
-        def tls_files(server: str, address: str) -> list[ConfigFile]:
-            cert = ca.issue(f"{server}-tls", server, dns_names=[server], ip_addresses=[address])
-            return [ConfigFile("/etc/postgresql/tls/server.crt", cert.cert_pem), ConfigFile("/etc/postgresql/tls/server.key", cert.key_pem, secret=True)]
+        def tls_files(server: str, address: str, directory: str = TLS_DIR) -> list[ConfigFile]:
+            # The endpoint's name and address too: clients verify-full through it to whichever member leads.
+            cert = ca.issue(
+                f"{server}-tls", server, dns_names=[server, f"{name}-proxy"], ip_addresses=[address, self.proxy_address]
+            )
+            return [
+                ConfigFile(f"{directory}/ca.crt", ca.cert_pem),
+                ConfigFile(f"{directory}/server.crt", cert.cert_pem),
+                ConfigFile(f"{directory}/server.key", cert.key_pem, secret=True),
+            ]
 
-        def server_spec(role: str, address: str, files: list[ConfigFile], envs: list[str], volumes: list) -> ServiceSpec:
-            return ServiceSpec(
-                role=role,
+        # etcd: independent of one another, so the engine starts all three at once (a member is
+        # healthy only once a quorum answers).
+        self.etcd = []
+        for member, address in self.plan.etcd:
+            data = volume("etcd-data", f"{member.removeprefix(name + '-')}-data", protect=False)
+            self.etcd.append(
+                service_container(
+                    member,
+                    member,
+                    name,
+                    ServiceSpec(
+                        role="etcd",
+                        image=etcd_image,
+                        resources=ETCD_RESOURCES,
+                        attachments=[Attachment(network, address)],
+                        command=etcd_command(self.plan, member, address),
+                        healthcheck=[
+                            "etcdctl", f"--endpoints=https://{address}:{ETCD_CLIENT_PORT}", f"--cacert={ETCD_TLS_DIR}/ca.crt",
+                            f"--cert={ETCD_TLS_DIR}/server.crt", f"--key={ETCD_TLS_DIR}/server.key", "endpoint", "health",
+                        ],
+                        files=tls_files(member, address, ETCD_TLS_DIR),
+                        volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/var/lib/etcd")],
+                        user="etcd",
+                        wait_timeout_seconds=180,
+                    ),
+                    child,
+                )
+            )
+
+        common_files = [
+            ConfigFile("/etc/postgresql/postgresql.conf", render_postgresql_conf(args)),
+            ConfigFile("/etc/postgresql/pg_hba.conf", render_pg_hba(networks.plan.database)),
+            ConfigFile(f"{PATRONI_DIR}/20-secrets.yml", secrets_yml, secret=True),
+        ]
+        self.members: list[docker.Container] = []
+        self.data_volumes: list[docker.Volume] = []
+        self.socket_volumes: list[docker.Volume] = []
+        for index, (member, address) in enumerate(self.plan.members, start=1):
+            suffix = member.removeprefix(name + "-")
+            data = volume("postgres-data", f"{suffix}-data", protect=protect_data)
+            socket = volume("postgres-socket", f"{suffix}-socket", protect=False)
+            self.data_volumes.append(data)
+            self.socket_volumes.append(socket)
+            spec = ServiceSpec(
+                role="postgres",
                 image=image,
                 resources=args.resources,
-                attachments=[Attachment(networks["database"], address)],
-                healthcheck=["pg_isready", "-q", "-h", SOCKET_DIR, "-p", str(PORT)],
-                envs=envs,
-                files=files,
-                volumes=volumes,
+                attachments=[Attachment(network, address)],
+                # Patroni's REST API answers 200 on /health while PostgreSQL runs, in any role.
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_FILE, f"https://{address}:{REST_PORT}/health"],
+                envs=["PG_ROLE=member", f"PATRONI_CONFIG={PATRONI_DIR}"],
+                files=[
+                    ConfigFile(f"{PATRONI_DIR}/10-patroni.yml", render_patroni_yml(args, self.plan, index)),
+                    *common_files,
+                    *backups.member_files(index),
+                    *tls_files(member, address),
+                ],
+                volumes=[
+                    # Each member at its own path, the same in the backup agent (pgBackRest compares them).
+                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=member_volume_path(index)),
+                    docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
+                    backups.repository_mount,
+                ],
                 user="postgres",
-                # Fast shutdown needs time to checkpoint; a kill would force crash recovery.
+                # Patroni stops PostgreSQL with a fast shutdown, which needs time to checkpoint.
                 stop_timeout_seconds=60,
                 wait_timeout_seconds=300,
             )
+            self.members.append(
+                service_container(member, member, name, spec, pulumi.ResourceOptions(parent=self, depends_on=self.etcd))
+            )
 
-        primary_name = f"{name}-primary"
-        self.data_volume = volume("postgres-data", "primary-data")
-        self.socket_volume = volume("postgres-socket", "primary-socket")
-        self.primary = service_container(
-            primary_name,
-            primary_name,
+        # Every member slot the config allows, present or not (absent ones are simply down), so
+        # scaling replicas never changes, and never restarts, the endpoint.
+        self.proxy_config = render_proxy_cfg(cluster_plan(name, args, networks.plan.host, members=MAX_MEMBERS))
+        self.proxy = service_container(
+            f"{name}-proxy",
+            f"{name}-proxy",
             name,
-            server_spec(
-                "postgres-primary",
-                self.primary_address,
-                [
-                    ConfigFile("/etc/postgresql/postgresql.conf", render_postgresql_conf(args, server_role="primary")),
-                    ConfigFile("/run/secrets/postgres_password", self.passwords["superuser"].result, secret=True),
-                    *common_files,
-                    *tls_files(primary_name, self.primary_address),
-                    *backups.files,
-                ],
-                [
-                    "PG_ROLE=primary",
-                    "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password",
-                    "REPLICATION_PASSWORD_FILE=/run/secrets/replication_password",
-                ],
-                [
-                    docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=PGDATA_MOUNT),
-                    docker.ContainerVolumeArgs(volume_name=self.socket_volume.name, container_path=SOCKET_DIR),
-                    backups.repository_mount,
-                ],
+            ServiceSpec(
+                role="postgres-proxy",
+                image=proxy_image,
+                resources=PROXY_RESOURCES,
+                attachments=[Attachment(network, self.proxy_address)],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{self.proxy_address}:{PROXY_STATS_PORT}/stats"],
+                files=[ConfigFile("/etc/haproxy/haproxy.cfg", self.proxy_config), ConfigFile("/etc/haproxy/ca.crt", ca.cert_pem)],
+                user="haproxy",
             ),
             child,
         )
 
-        self.replicas = []
-        for index, address in enumerate(self.replica_addresses, start=1):
-            replica_name = f"{name}-replica-{index}"
-            slot = f"replica_{index}"
-            replica_volume = volume("postgres-data", f"replica-{index}-data")
-            self.replicas.append(
-                service_container(
-                    replica_name,
-                    replica_name,
-                    name,
-                    server_spec(
-                        "postgres-replica",
-                        address,
-                        [
-                            ConfigFile(
-                                "/etc/postgresql/postgresql.conf",
-                                render_postgresql_conf(args, server_role="replica", primary_address=self.primary_address, slot=slot),
-                            ),
-                            *common_files,
-                            *tls_files(replica_name, address),
-                        ],
-                        [
-                            "PG_ROLE=replica",
-                            f"PRIMARY_HOST={self.primary_address}",
-                            f"REPLICATION_SLOT={slot}",
-                            "REPLICATION_PASSWORD_FILE=/run/secrets/replication_password",
-                        ],
-                        [docker.ContainerVolumeArgs(volume_name=replica_volume.name, container_path=PGDATA_MOUNT)],
-                    ),
-                    pulumi.ResourceOptions(parent=self, depends_on=[self.primary]),
-                )
-            )
-
         self._manage_database(name, args, protect_data)
-        self.register_outputs({"primary_address": self.primary_address, "replica_addresses": self.replica_addresses})
+        self.register_outputs(
+            {"endpoint": self.proxy_address, "members": self.member_names, "member_addresses": self.member_addresses}
+        )
 
     def _manage_database(self, name: str, args: Postgres, protect_data: bool) -> None:
-        """The application database and least-privilege roles, managed through the primary."""
+        """The application database and least-privilege roles, managed through the leader endpoint."""
         provider = postgresql.Provider(
             f"{name}-admin",
-            host=args.admin_host or self.primary_address,
+            host=args.admin_host or self.proxy_address,
             port=args.admin_port,
             username="postgres",
             password=self.passwords["superuser"].result,
@@ -213,7 +434,7 @@ class PostgresCluster(pulumi.ComponentResource):
             sslmode="require",
             superuser=True,
             connect_timeout=30,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.primary]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.members, self.proxy]),
         )
         on_primary = pulumi.ResourceOptions(parent=self, provider=provider)
         self.app_user = "medisys_app"

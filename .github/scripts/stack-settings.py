@@ -9,7 +9,7 @@ a tunnel to the primary, whose address the program derives from the database sub
 
 Keys: docker_host, docker_cert_path, ssh_target (user@host of an ssh:// Docker host),
 ssh_port, db_admin_host, db_admin_port, db_tunnel (true when a loopback tunnel is needed),
-db_primary (host:port at the far end of that tunnel).
+db_primary (host:port at the far end of that tunnel: the leader-following endpoint).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def settings(stack: str) -> dict[str, str]:
     # The program's own validation and address plan, so CI and `pulumi up` agree.
     import config
-    from components.postgres import PORT, PRIMARY_HOST_NUMBER
+    from components.postgres import PORT, PROXY_HOST_NUMBER
 
     path = ROOT / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -53,7 +53,7 @@ def settings(stack: str) -> dict[str, str]:
         "db_admin_host": admin_host,
         "db_admin_port": str(cfg.postgres.admin_port),
         "db_tunnel": "true" if tunnel else "false",
-        "db_primary": f"{cfg.networks.host('database', PRIMARY_HOST_NUMBER)}:{PORT}" if tunnel else "",
+        "db_primary": f"{cfg.networks.host('database', PROXY_HOST_NUMBER)}:{PORT}" if tunnel else "",
     }
 
 

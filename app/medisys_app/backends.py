@@ -31,30 +31,46 @@ def first_line(exc):
     return text.splitlines()[0]
 
 
+RECONNECT_DELAY = 1.0  # seconds between attempts to reconnect a lost server, never growing
+
+
+def steady_reconnect(base_module):
+    """psycopg_pool retries a lost server with exponential backoff (1, 2, 4, 8, 16 s ...). After a
+    database failover (about 20 s without a primary) the next attempt could come 10 s or more
+    after the new primary answers. Retry at a steady pace instead: a connection attempt to the
+    database endpoint is cheap, and writes resume within a second of the failover."""
+    base_module.AttemptWithBackoff.INITIAL_DELAY = RECONNECT_DELAY
+    base_module.AttemptWithBackoff.DELAY_BACKOFF = 1.0
+
+
 class Database:
     def __init__(self, settings):
         import psycopg
+        import psycopg_pool.base
         from psycopg_pool import ConnectionPool
+
+        steady_reconnect(psycopg_pool.base)
 
         self._psycopg = psycopg
         self._settings = settings
         self._rotation = itertools.count()
         self._replica_down_until = {}
 
-        def pool(name, host):
-            p = ConnectionPool(kwargs=self.connect_kwargs(host), min_size=1, max_size=4,
+        def pool(name, host, port=None):
+            p = ConnectionPool(kwargs=self.connect_kwargs(host, port), min_size=1, max_size=4,
                                name=name, timeout=POOL_TIMEOUT, open=False,
                                check=ConnectionPool.check_connection)
             p.open(wait=False)  # connects in the background and keeps retrying
             return p
 
         self.primary = pool("primary", settings.db_primary_host)
-        self.replicas = [(h, pool(f"replica-{h}", h)) for h in settings.db_replica_hosts]
+        replica_port = getattr(settings, "db_replica_port", settings.db_port)
+        self.replicas = [(h, pool(f"replica-{h}", h, replica_port)) for h in settings.db_replica_hosts]
 
-    def connect_kwargs(self, host):
+    def connect_kwargs(self, host, port=None):
         s = self._settings
         return {
-            "host": host, "port": s.db_port, "dbname": s.db_name, "user": s.db_user,
+            "host": host, "port": port or s.db_port, "dbname": s.db_name, "user": s.db_user,
             "password": s.db_password, "sslmode": s.db_sslmode,
             "sslrootcert": s.db_sslrootcert, "connect_timeout": CONNECT_TIMEOUT,
             "application_name": f"medisys-app/{s.server_name}",
@@ -121,11 +137,11 @@ class Database:
             raise BackendUnavailable("database unavailable") from exc
         return (body, "primary") if body is not None else None
 
-    def _probe(self, host, expect_recovery):
+    def _probe(self, host, expect_recovery, port=None):
         """Fresh connection (not pooled), so the check sees the real state."""
         result = {"host": host, "ok": False}
         try:
-            with self._psycopg.connect(**self.connect_kwargs(host)) as conn:
+            with self._psycopg.connect(**self.connect_kwargs(host, port)) as conn:
                 one, in_recovery = conn.execute("SELECT 1, pg_is_in_recovery()").fetchone()
             result["in_recovery"] = in_recovery
             if one != 1:
@@ -142,7 +158,7 @@ class Database:
     def check(self):
         return {
             "primary": self._probe(self._settings.db_primary_host, False),
-            "replicas": [self._probe(h, True) for h, _ in self.replicas],
+            "replicas": [self._probe(h, True, getattr(self._settings, "db_replica_port", None)) for h, _ in self.replicas],
         }
 
     def close(self):

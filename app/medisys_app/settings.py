@@ -29,6 +29,7 @@ class Settings:
     db_primary_host: str
     db_replica_hosts: tuple
     db_port: int
+    db_replica_port: int
     db_name: str
     db_user: str
     db_sslmode: str
@@ -141,6 +142,8 @@ def from_env(env=None):
         db_primary_host=_host("DB_PRIMARY_HOST", _required(env, "DB_PRIMARY_HOST")),
         db_replica_hosts=replicas,
         db_port=_port(env, "DB_PORT", 5432),
+        # Replicas may answer on another port (a read endpoint beside the write one).
+        db_replica_port=_port(env, "DB_REPLICA_PORT", _port(env, "DB_PORT", 5432)),
         db_name=db_name,
         db_user=db_user,
         db_sslmode=sslmode,

@@ -130,3 +130,13 @@ def test_connect_kwargs_enforce_tls_and_schema():
     kwargs = make_db(FakePool(), []).connect_kwargs("p")
     assert kwargs["sslmode"] == "verify-full" and kwargs["sslrootcert"] == "/ca"
     assert "search_path=app" in kwargs["options"] and kwargs["connect_timeout"] > 0
+
+
+def test_reconnect_attempts_do_not_back_off_after_a_failover():
+    from medisys_app.backends import RECONNECT_DELAY, steady_reconnect
+
+    class Attempt:
+        INITIAL_DELAY, DELAY_BACKOFF = 1.0, 2.0
+
+    steady_reconnect(types.SimpleNamespace(AttemptWithBackoff=Attempt))
+    assert (Attempt.INITIAL_DELAY, Attempt.DELAY_BACKOFF) == (RECONNECT_DELAY, 1.0)

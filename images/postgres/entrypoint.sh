@@ -1,13 +1,14 @@
 #!/bin/bash
-# Starts one member of the PostgreSQL tier, chosen by PG_ROLE:
-#   primary  initialises the cluster once (checksums, scram, a replication role), then serves;
-#   replica  clones the primary once over a physical slot, then follows it by streaming;
-#   backup   a pgBackRest agent beside the primary: creates the stanza, runs scheduled
-#            full/differential backups and publishes their age as Prometheus metrics.
+# Starts one container of the PostgreSQL tier, chosen by PG_ROLE:
+#   member   a Patroni member: Patroni initialises the cluster or clones the leader, runs
+#            PostgreSQL, holds or follows the leader lock in etcd, promotes, rewinds and rejoins;
+#   backup   a pgBackRest agent beside the members: creates the stanza, runs scheduled
+#            full/differential backups (pgBackRest finds the primary among the listed members)
+#            and publishes their age as Prometheus metrics.
 # Passwords arrive as files (never environment values) and never reach a command line.
 set -euo pipefail
 
-: "${PG_ROLE:?set PG_ROLE to primary, replica or backup}"
+: "${PG_ROLE:?set PG_ROLE to member or backup}"
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 : "${STANZA:=main}"
 export PGDATA
@@ -25,64 +26,13 @@ install_private_key() {
     install -m 0600 "$TLS_DIR/server.key" /var/lib/postgresql/tls/server.key
 }
 
-write_pgpass() {
-    need_file "$REPLICATION_PASSWORD_FILE"
-    local pass
-    pass=$(cat "$REPLICATION_PASSWORD_FILE")
-    umask 077
-    printf '*:*:*:replicator:%s\n' "${pass//:/\\:}" > "$HOME/.pgpass"
-}
-
-init_primary() {
-    need_file "$POSTGRES_PASSWORD_FILE"
-    need_file "$REPLICATION_PASSWORD_FILE"
-    log "initialising a new cluster in $PGDATA"
-    initdb -D "$PGDATA" -U postgres --pwfile="$POSTGRES_PASSWORD_FILE" --auth-local=peer \
-        --auth-host=scram-sha-256 --data-checksums --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-    local socket
-    socket=$(mktemp -d)
-    pg_ctl -D "$PGDATA" -w -l /tmp/init.log \
-        -o "-c listen_addresses='' -c unix_socket_directories=$socket -c archive_mode=off" start >/dev/null
-    psql -h "$socket" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
-\\set pw \`cat $REPLICATION_PASSWORD_FILE\`
-CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'pw';
-SQL
-    pg_ctl -D "$PGDATA" -w stop >/dev/null
-    log "cluster initialised"
-}
-
-run_primary() {
+run_member() {
+    : "${PATRONI_CONFIG:?set PATRONI_CONFIG to the Patroni configuration directory}"
     install_private_key
-    [ -s "$PGDATA/PG_VERSION" ] || init_primary
-    exec postgres -D "$PGDATA" -c config_file="$CONF"
-}
-
-clone_primary() {
-    : "${PRIMARY_HOST:?}" "${REPLICATION_SLOT:?}"
-    log "waiting for the primary at $PRIMARY_HOST"
-    for _ in $(seq 1 90); do
-        pg_isready -q -h "$PRIMARY_HOST" -p 5432 && break
-        sleep 2
-    done
-    pg_isready -q -h "$PRIMARY_HOST" -p 5432 || die "primary $PRIMARY_HOST did not become ready in 180 s"
-    export PGSSLMODE=verify-full PGSSLROOTCERT="$TLS_DIR/ca.crt"
-    log "cloning the primary over slot $REPLICATION_SLOT"
-    # The slot survives a replica rebuild; only create it when it does not exist yet.
-    if ! pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -X stream -c fast \
-            --create-slot --slot="$REPLICATION_SLOT" 2>/tmp/basebackup.err; then
-        grep -q "already exists" /tmp/basebackup.err || { cat /tmp/basebackup.err; die "base backup failed"; }
-        rm -rf "${PGDATA:?}"/*
-        pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -X stream -c fast --slot="$REPLICATION_SLOT"
-    fi
-    touch "$PGDATA/standby.signal"
-    log "clone complete"
-}
-
-run_replica() {
-    install_private_key
-    write_pgpass
-    [ -s "$PGDATA/PG_VERSION" ] || clone_primary
-    exec postgres -D "$PGDATA" -c config_file="$CONF"
+    need_file "$PATRONI_CONFIG/10-patroni.yml"
+    need_file "$PATRONI_CONFIG/20-secrets.yml"
+    # Patroni stops PostgreSQL (fast shutdown) and releases the leader lock on SIGINT or SIGTERM.
+    exec patroni "$PATRONI_CONFIG"
 }
 
 backup_age_seconds() {
@@ -109,7 +59,7 @@ write_metrics() {
         for column in size avail; do
             echo "# HELP medisys_filesystem_${column}_bytes Volume ${column} in bytes, for the data directory and the repository."
             echo "# TYPE medisys_filesystem_${column}_bytes gauge"
-            for mount in /var/lib/postgresql/data /var/lib/pgbackrest; do
+            for mount in /var/lib/postgresql/members/* /var/lib/pgbackrest; do
                 echo "medisys_filesystem_${column}_bytes{mount=\"$mount\"} $(df -B1 --output="$column" "$mount" | tail -n 1 | tr -d ' ')"
             done
         done
@@ -127,14 +77,19 @@ run_backup() {
     mkdir -p /var/lib/medisys-backup/www
     rm -f /var/lib/medisys-backup/healthy
     busybox httpd -f -p "$METRICS_LISTEN" -h /var/lib/medisys-backup/www &
-    log "waiting for the primary's socket"
+    log "waiting for a primary among the members"
+    local ready=no
     for _ in $(seq 1 90); do
-        pg_isready -q -h /var/run/postgresql && break
+        # pgBackRest's check finds the primary among pg1..pgN and archives a WAL segment through it.
+        if pgbackrest --stanza="$STANZA" --log-level-console=warn stanza-create >/dev/null 2>&1 \
+            && pgbackrest --stanza="$STANZA" --log-level-console=warn check >/dev/null 2>&1; then
+            ready=yes
+            break
+        fi
         sleep 2
     done
-    pg_isready -q -h /var/run/postgresql || die "the primary did not become ready in 180 s"
-    pgbackrest --stanza="$STANZA" stanza-create
-    pgbackrest --stanza="$STANZA" check
+    [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "no primary answered pgBackRest's check in 180 s"; }
+    log "stanza $STANZA ready"
     touch /var/lib/medisys-backup/healthy
     local ok=1 full_age diff_age
     while true; do
@@ -155,8 +110,7 @@ run_backup() {
 
 trap 'exit 0' TERM INT
 case "$PG_ROLE" in
-    primary) run_primary ;;
-    replica) run_replica ;;
+    member) run_member ;;
     backup) run_backup ;;
-    *) die "PG_ROLE must be primary, replica or backup (got '$PG_ROLE')" ;;
+    *) die "PG_ROLE must be member or backup (got '$PG_ROLE')" ;;
 esac

@@ -8,6 +8,10 @@ test -f "$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/17/lib)
 echo "pg_stat_statements: present"
 ls -ld /var/lib/postgresql/data /var/run/postgresql /var/lib/pgbackrest /var/log/pgbackrest /etc/pgbackrest
 tini --version
+patroni --version
+patronictl version 2>/dev/null || patronictl --help >/dev/null
+python3 -c 'import etcd; import patroni.dcs.etcd3' && echo "patroni etcd3: importable"
+curl --version | head -n 1
 jq --version
 busybox --list | grep -qx httpd && echo "busybox httpd: present"
 ls -ld /var/lib/medisys-backup /etc/postgresql/tls

@@ -36,9 +36,22 @@ def repo_indexes(ini: IniFile) -> list[str]:
 # --- backup-schedule-present -------------------------------------------------------------------
 
 
+def _clusters(members: list[Resource]) -> list[Resource]:
+    """One member per PostgreSQL cluster (members of a cluster share their medisys.component)."""
+    seen: dict[str, Resource] = {}
+    alone = []
+    for member in members:
+        component = member.label(COMPONENT_LABEL)
+        if component:
+            seen.setdefault(component, member)
+        else:
+            alone.append(member)
+    return [*seen.values(), *alone]
+
+
 def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> list[Resource]:
-    """Primaries left without a backup agent: a backup with the primary's medisys.component
-    label belongs to it; the remaining backups cover the remaining primaries one each."""
+    """Clusters left without a backup agent: a backup with the cluster's medisys.component
+    label belongs to it; the remaining backups cover the remaining clusters one each."""
     free = list(backups)
     unmatched = []
     for primary in primaries:
@@ -53,7 +66,7 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
 
 @stack_policy(
     "backup-schedule-present",
-    description="Every PostgreSQL primary has a pgBackRest backup container whose full-backup "
+    description="Every PostgreSQL cluster has a pgBackRest backup container whose full-backup "
     "interval is within the limit.",
     severity=Severity.CRITICAL,
     fail_closed=True,
@@ -66,17 +79,17 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
             "description": f"Largest allowed {SCHEDULE_ENV} on postgres-backup containers.",
         }
     ),
-    remediation="Run a postgres-backup container (same medisys.component label as the primary) "
+    remediation="Run a postgres-backup container (one per cluster of postgres members) "
     f"with env {SCHEDULE_ENV}=<hours> at or below the limit.",
 )
 def backup_schedule_present(
     resources: list[Resource], settings: Settings, reporter: Reporter
 ) -> None:
     backups = containers(resources, "postgres-backup")
-    for primary in _unbacked_primaries(containers(resources, "postgres-primary"), backups):
+    for primary in _unbacked_primaries(_clusters(containers(resources, "postgres")), backups):
         reporter.violation(
-            "has no postgres-backup container, so its data is never backed up",
-            "add a pgBackRest backup agent (role postgres-backup) for this primary",
+            "has no postgres-backup container, so its cluster's data is never backed up",
+            "add a pgBackRest backup agent (role postgres-backup) for this cluster",
             about=primary,
         )
     limit = settings.integer("maxFullBackupIntervalHours")
@@ -213,10 +226,10 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
 
 @resource_policy(
     "backup-wal-archiving",
-    description="The PostgreSQL primary archives WAL continuously (archive_mode = on and a real "
-    "archive_command), so it can be restored to a point in time.",
+    description="Every PostgreSQL member archives WAL continuously (archive_mode = on and a real "
+    "archive_command; whichever member leads archives), so it can be restored to a point in time.",
     types=[CONTAINER],
-    roles=["postgres-primary"],
+    roles=["postgres"],
     severity=Severity.CRITICAL,
     fail_closed=True,
     hipaa="164.308(a)(7)(ii)(A)",
@@ -232,7 +245,7 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
             "description": "Text the archive_command must contain ('' for any command).",
         },
     ),
-    remediation="In the primary's postgresql.conf set archive_mode = on and "
+    remediation="In the members' postgresql.conf set archive_mode = on and "
     "archive_command = 'pgbackrest --stanza=<stanza> archive-push %p'.",
 )
 def backup_wal_archiving(res: Resource, settings: Settings, reporter: Reporter) -> None:

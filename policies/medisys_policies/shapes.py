@@ -40,8 +40,9 @@ CONTAINER_ROLES: Final = frozenset(
         "app",
         "app-migrations",
         "app-rollout-gate",
-        "postgres-primary",
-        "postgres-replica",
+        "postgres",
+        "etcd",
+        "postgres-proxy",
         "postgres-backup",
         "redis",
         "redis-cluster-init",
@@ -65,6 +66,7 @@ VOLUME_ROLES: Final = frozenset(
         "grafana-data",
         "alertmanager-data",
         "postgres-socket",
+        "etcd-data",
         "load-balancer-runtime",
         "prometheus-config",
         "alertmanager-config",
@@ -73,7 +75,9 @@ VOLUME_ROLES: Final = frozenset(
 ONE_SHOT_ROLES: Final = frozenset(
     {"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate", "prometheus-config", "alertmanager-config"}
 )
-POSTGRES_SERVER_ROLES: Final = frozenset({"postgres-primary", "postgres-replica"})
+# PostgreSQL members run under Patroni: which one leads is runtime state, so every member has
+# the same role and the same configuration (what a primary needs, every member needs).
+POSTGRES_SERVER_ROLES: Final = frozenset({"postgres"})
 
 # Config files uploaded as literal `uploads[].content`. Policies read the content of these
 # paths only: other uploads (TLS keys, password files) may be secret or unknown in preview.
@@ -85,8 +89,9 @@ PG_HBA_CONF: Final = "/etc/postgresql/pg_hba.conf"
 PGBACKREST_CONF: Final = "/etc/pgbackrest/pgbackrest.conf"
 PGBACKREST_CONF_D: Final = "/etc/pgbackrest/conf.d/"
 REDIS_CONF: Final = "/etc/redis/redis.conf"
+PATRONI_YML: Final = "/etc/patroni/10-patroni.yml"  # passwords live in a separate, secret file
 CONFIG_PATHS: Final = frozenset(
-    {HAPROXY_CFG, POSTGRESQL_CONF, PG_HBA_CONF, PGBACKREST_CONF, REDIS_CONF}
+    {HAPROXY_CFG, POSTGRESQL_CONF, PG_HBA_CONF, PGBACKREST_CONF, REDIS_CONF, PATRONI_YML}
 )
 
 

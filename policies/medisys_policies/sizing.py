@@ -44,22 +44,25 @@ def app_server_count(resources: list[Resource], settings: Settings, reporter: Re
 
 @stack_policy(
     "sizing-postgres-replica-present",
-    description="The stack runs at least minReplicas streaming PostgreSQL replicas.",
+    description="The PostgreSQL cluster has at least minReplicas replicas: at least 1 + minReplicas "
+    "members (Patroni decides at run time which member leads).",
     severity=Severity.HIGH,
     fail_closed=False,
     hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minReplicas={"type": "integer", "minimum": 0, "default": 1}),
-    remediation="Add a postgres-replica container streaming from the primary.",
+    remediation="Raise medisys:postgres.replicas so the cluster has a member to fail over to.",
 )
 def postgres_replica_present(
     resources: list[Resource], settings: Settings, reporter: Reporter
 ) -> None:
     minimum = settings.integer("minReplicas")
-    count = len(_long_running(resources, "postgres-replica"))
-    if count < minimum:
+    members = len(_long_running(resources, "postgres"))
+    replicas = max(0, members - 1)
+    if replicas < minimum:
         reporter.violation(
-            f"runs {count} PostgreSQL replica(s); at least {minimum} required",
-            "add a postgres-replica container (streaming replication from the primary)",
+            f"runs {members} PostgreSQL member(s), so {replicas} PostgreSQL replica(s); "
+            f"at least {minimum} required",
+            f"set medisys:postgres.replicas to {minimum} or more (members = 1 + replicas)",
         )
 
 
@@ -112,8 +115,7 @@ _LIMIT_SCHEMA: Final = {
     "additionalProperties": False,
 }
 _ROLE_MINIMUMS: Final = {
-    "postgres-primary": {"memoryMb": 512, "cpus": 0.5},
-    "postgres-replica": {"memoryMb": 512, "cpus": 0.5},
+    "postgres": {"memoryMb": 512, "cpus": 0.5},
     "redis": {"memoryMb": 128, "cpus": 0.25},
     "app": {"memoryMb": 128, "cpus": 0.25},
     "load-balancer": {"memoryMb": 64, "cpus": 0.1},

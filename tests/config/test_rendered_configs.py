@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 
 import config
-from components.backups import render_pgbackrest_conf
+from components.backups import agent_pg_hosts, member_pg_host, render_pgbackrest_conf
 from components.load_balancer import Backend, render_haproxy_cfg
 from components.monitoring import ScrapeTargets, render_alertmanager_yml, render_blackbox_yml, render_prometheus_yml, rule_files
-from components.postgres import render_pg_hba, render_postgresql_conf
+from components.postgres import (
+    cluster_plan,
+    etcd_command,
+    render_patroni_secrets,
+    render_patroni_yml,
+    render_pg_hba,
+    render_postgresql_conf,
+    render_proxy_cfg,
+)
 from components.redis_cluster import render_redis_conf
 from tests.config.conftest import run_in_image, write_tree
 from tests.support.mocks import issue_test_certificates
@@ -77,10 +85,8 @@ def postgres_check(tmp_path: Path, conf: str):
     return result, values
 
 
-@pytest.mark.parametrize("role", ["primary", "replica"])
-def test_postgres_starts_with_the_rendered_configuration(tmp_path, role):
-    kwargs = {"primary_address": "10.0.2.10", "slot": "replica_1"} if role == "replica" else {}
-    result, values = postgres_check(tmp_path, render_postgresql_conf(CFG.postgres, server_role=role, **kwargs))
+def test_postgres_starts_with_the_rendered_configuration(tmp_path):
+    result, values = postgres_check(tmp_path, render_postgresql_conf(CFG.postgres))
     assert result.returncode == 0, result.stdout + result.stderr
     assert values["settings_errors"] == "0" and values["hba_errors"] == "0"
     assert values["hba_types"] == "hostssl,local"
@@ -90,9 +96,104 @@ def test_postgres_starts_with_the_rendered_configuration(tmp_path, role):
 
 
 def test_postgres_reports_a_misspelt_setting(tmp_path):
-    conf = render_postgresql_conf(CFG.postgres, server_role="primary") + "\nshared_bufers = 64MB\n"
+    conf = render_postgresql_conf(CFG.postgres) + "\nshared_bufers = 64MB\n"
     result, _ = postgres_check(tmp_path, conf)
     assert result.returncode != 0
+
+
+PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, CFG.networks.host)
+# The same plan on loopback addresses: the check runs in a container without a network, and
+# Patroni's validation connects to every etcd endpoint (stand-in listeners answer there).
+LOCAL_PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n}")
+PATRONI_CHECK = """
+for host in $ETCD_HOSTS; do
+  python3 -c "import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 2379)); s.listen(); time.sleep(60)" "$host" &
+done
+sleep 1
+patroni --validate-config /etc/patroni
+"""
+
+
+def patroni_check(tmp_path: Path, patroni_yml: str):
+    secrets = render_patroni_secrets("superuser-pw", "replication-pw", "rewind-pw", "api-pw")
+    root = write_tree(tmp_path / "patroni", {"10-patroni.yml": patroni_yml, "20-secrets.yml": secrets})
+    hosts = " ".join(address for _, address in LOCAL_PLAN.etcd)
+    # --validate-config checks every section against Patroni's schema: types, paths, binaries, endpoints.
+    return run_in_image("postgres", f"export ETCD_HOSTS='{hosts}'\n{PATRONI_CHECK}", {root: "/etc/patroni"})
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_patroni_validates_the_rendered_member_configuration(tmp_path, synchronous):
+    settings = CFG.postgres.model_copy(update={"failover": CFG.postgres.failover.model_copy(update={"synchronous": synchronous})})
+    result = patroni_check(tmp_path, render_patroni_yml(settings, LOCAL_PLAN, 1))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_patroni_rejects_a_broken_configuration(tmp_path):
+    broken = render_patroni_yml(CFG.postgres, LOCAL_PLAN, 1).replace("loop_wait: 5", "loop_wait: soon")
+    result = patroni_check(tmp_path, broken)
+    assert result.returncode != 0
+    assert "loop_wait" in result.stdout + result.stderr
+
+
+def proxy_check(tmp_path: Path, text: str):
+    certs = issue_test_certificates("pg", ["pg"], ["127.0.0.1"])
+    root = write_tree(tmp_path / "pgproxy", {"haproxy.cfg": text, "ca.crt": certs["ca"]})
+    return run_in_image("haproxy", "haproxy -c -V -f /etc/haproxy/haproxy.cfg", {root: "/etc/haproxy"})
+
+
+def test_haproxy_accepts_the_rendered_database_endpoint(tmp_path):
+    result = proxy_check(tmp_path, render_proxy_cfg(PLAN))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+def test_haproxy_rejects_a_broken_database_endpoint(tmp_path):
+    result = proxy_check(tmp_path, render_proxy_cfg(PLAN).replace("on-marked-down shutdown-sessions", "on-marked-down shutdown-everything"))
+    assert result.returncode != 0
+
+
+ETCD_CHECK = """
+set -e
+for i in 1 2 3; do
+  sh -c "$(printenv ETCD_$i)" > /tmp/etcd-$i.log 2>&1 &
+done
+for _ in $(seq 1 30); do
+  etcdctl --endpoints=https://127.0.0.11:2379 --cacert=/etc/etcd/tls/ca.crt --cert=/etc/etcd/tls/server.crt \
+    --key=/etc/etcd/tls/server.key --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && break
+  sleep 0.5
+done
+etcdctl --endpoints=https://127.0.0.11:2379,https://127.0.0.12:2379,https://127.0.0.13:2379 --cacert=/etc/etcd/tls/ca.crt \
+  --cert=/etc/etcd/tls/server.crt --key=/etc/etcd/tls/server.key member list -w simple | sort
+echo "plain=$(etcdctl --endpoints=http://127.0.0.11:2379 --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
+echo "no_client_cert=$(etcdctl --endpoints=https://127.0.0.11:2379 --cacert=/etc/etcd/tls/ca.crt --dial-timeout=2s --command-timeout=2s endpoint health >/dev/null 2>&1 && echo answered || echo refused)"
+"""
+
+
+def test_etcd_members_form_a_tls_cluster_from_the_rendered_commands(tmp_path):
+    import shlex
+    import subprocess
+
+    from tests.config.conftest import image
+
+    # The same commands on loopback addresses (the test container has no network).
+    plan = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n - 4}")
+    # etcd checks a peer's certificate against the address it connects from; here every member
+    # connects from 127.0.0.1 (on the database segment each has its own address, in its certificate).
+    certs = issue_test_certificates("etcd", ["etcd"], [a for _, a in plan.etcd] + ["127.0.0.1"])
+    root = write_tree(tmp_path / "etcd", {"ca.crt": certs["ca"], "server.crt": certs["cert"], "server.key": certs["key"]})
+    commands = [shlex.join(etcd_command(plan, member, address)).replace("/var/lib/etcd/data", f"/tmp/etcd-{i}")
+                for i, (member, address) in enumerate(plan.etcd, start=1)]
+    env = [arg for i, c in enumerate(commands, start=1) for arg in ("-e", f"ETCD_{i}={c}")]
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/etc/etcd/tls:ro", *env, "--entrypoint", "sh", image("etcd"), "-c", ETCD_CHECK],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    members = [line for line in result.stdout.splitlines() if ", started, " in line]
+    assert len(members) == 3, result.stdout + result.stderr
+    assert all("https://127.0.0.1" in line for line in members)
+    assert "plain=refused" in result.stdout and "no_client_cert=refused" in result.stdout
 
 
 REDIS_CHECK = """
@@ -147,7 +248,7 @@ def scrape_targets() -> ScrapeTargets:
         load_balancer_tls_address="https://10.0.3.10:443/health",
         load_balancer_server_name="localhost",
         app_servers=[("app-1", "10.0.3.21:8080"), ("app-2", "10.0.3.22:8080")],
-        postgres_servers=["10.0.2.10:5432", "10.0.2.11:5432"],
+        postgres_servers=["10.0.2.10:5432", "10.0.2.11:5432"],  # every member
         postgres_database="medisys",
         postgres_user="medisys_monitoring",
         postgres_password=None,  # type: ignore[arg-type]  # rendering never reads secrets
@@ -198,8 +299,9 @@ def test_blackbox_exporter_accepts_its_rendered_configuration(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_options(tmp_path):
-    good = render_pgbackrest_conf(CFG.backups)
+@pytest.mark.parametrize("servers", [member_pg_host(2), agent_pg_hosts(3)], ids=["member", "agent"])
+def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_options(tmp_path, servers):
+    good = render_pgbackrest_conf(CFG.backups, servers)
     for text, ok in ((good, True), (good.replace("repo1-retention-full=", "repo1-retention-fulll="), False)):
         root = write_tree(tmp_path / ("good" if ok else "bad"), {"pgbackrest.conf": text, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n"})
         script = "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main --output=json info"

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from tests.live.conftest import report_phase
 from tests.live.probes import exec_in
@@ -34,11 +35,12 @@ def test_refresh_finds_no_drift(deployment):
 
 def test_state_and_outputs_hold_no_secret_in_plain_text(deployment):
     # Secrets as the containers received them: generated passwords, the backup cipher, a TLS key.
-    primary = deployment.one("postgres-primary")
+    member = deployment.roles["postgres"][0]
+    patroni = yaml.safe_load(exec_in(member, "cat", "/etc/patroni/20-secrets.yml"))["postgresql"]["authentication"]
     found = {
-        "superuser password": exec_in(primary, "cat", "/run/secrets/postgres_password").strip(),
-        "replication password": exec_in(primary, "cat", "/run/secrets/replication_password").strip(),
-        "database TLS key": exec_in(primary, "cat", "/etc/postgresql/tls/server.key").splitlines()[1],
+        "superuser password": patroni["superuser"]["password"],
+        "replication password": patroni["replication"]["password"],
+        "database TLS key": exec_in(member, "cat", "/etc/postgresql/tls/server.key").splitlines()[1],
         "app database password": exec_in(deployment.roles["app"][0], "cat", "/run/secrets/db_password").strip(),
     }
     assert all(len(value) >= 32 for value in found.values()), "a secret file was empty: the check would prove nothing"

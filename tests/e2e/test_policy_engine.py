@@ -24,6 +24,9 @@ VARIANTS = {
     "database-port-published": ({}, "exposure-only-load-balancer-publishes"),
     "unpinned-image": ({}, "hardening-image-pinned"),
     "privileged-container": ({}, "hardening-no-privileged"),
+    "failover-disabled": ({}, "postgres-automatic-failover"),
+    "no-replica": ({}, "sizing-postgres-replica-present"),
+    "asynchronous-replication": ({}, "postgres-synchronous-replication"),
 }
 
 
@@ -74,6 +77,7 @@ def test_unsafe_prod_variant_is_blocked_in_prod_and_only_warned_in_staging(varia
         with temporary_stack(name, config, edge_secrets(), work_dir=UNSAFE_PROGRAM) as stack:
             ok, output = preview(stack, environment, tmp_path)
         assert ok is must_pass, output
-        # Staging's own minimum retention is 7 days: that variant is compliant there.
-        if not (environment == "staging" and variant == "retention-7-days"):
+        # Staging's own minimum retention is 7 days and it runs asynchronous replication by
+        # choice: those variants are compliant there.
+        if not (environment == "staging" and variant in ("retention-7-days", "asynchronous-replication")):
             assert policy in output

@@ -135,7 +135,7 @@ def deploy_with_replay(cfg: config.StackConfig) -> Iterator[Deployment]:
             http_port=cfg.load_balancer.http_port,
             ca_pem=ca_of(mocks),
             roles=roles_of(mocks),
-            addresses={"postgres_primary": cfg.networks.host("database", 10)},
+            addresses={"postgres_endpoint": cfg.networks.host("database", 5)},
             records=mocks,
             replay=replay,
         )
@@ -160,7 +160,7 @@ def deploy_with_engine(cfg: config.StackConfig) -> Iterator[Deployment]:
             http_port=cfg.load_balancer.http_port,
             ca_pem=result.outputs["ca_certificate"].value,
             roles=roles_from_labels(LIVE_STACK),
-            addresses={"postgres_primary": result.outputs["postgres_primary"].value},
+            addresses={"postgres_endpoint": result.outputs["postgres_endpoint"].value},
             engine_stack=stack,
         )
         report_phase("checks", time.monotonic() - checks_started)

@@ -1,4 +1,7 @@
-"""Data tier, live: streaming replication, a read-only replica, TLS-only access, restorable backups."""
+"""Data tier, live: streaming replication, a read-only replica, TLS-only access, restorable backups.
+
+Which member leads is Patroni's runtime decision: each check asks the cluster (tests/live/cluster.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.live.cluster import wait_whole
 from tests.live.probes import exec_in, http, psql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +27,7 @@ def write_note(deployment, text: str) -> int:
 def test_row_written_through_the_api_reaches_the_replica_within_5_seconds(deployment):
     text = f"replicated-{uuid.uuid4()}"
     note = write_note(deployment, text)
-    replica = deployment.one("postgres-replica")
+    _, (replica, *_) = wait_whole(deployment)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if psql(replica, f"SELECT body FROM app.notes WHERE id = {note}", DATABASE) == text:
@@ -32,14 +36,16 @@ def test_row_written_through_the_api_reaches_the_replica_within_5_seconds(deploy
     raise AssertionError("the row did not reach the replica within 5 s")
 
 
-def test_primary_shows_the_replica_streaming_through_its_slot(deployment):
-    primary = deployment.one("postgres-primary")
-    assert psql(primary, "SELECT application_name, state FROM pg_stat_replication") == "replica_1|streaming"
-    assert psql(primary, "SELECT slot_name, active FROM pg_replication_slots") == "replica_1|t"
+def test_leader_shows_every_replica_streaming_through_its_own_slot(deployment):
+    primary, replicas = wait_whole(deployment)
+    # Patroni names each replica's slot after the member (dashes become underscores).
+    assert psql(primary, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1").splitlines() == [f"{r}|streaming" for r in replicas]
+    slots = psql(primary, "SELECT slot_name, active FROM pg_replication_slots ORDER BY 1").splitlines()
+    assert slots == [f"{r.replace('-', '_')}|t" for r in replicas]
 
 
 def test_replica_refuses_writes(deployment):
-    replica = deployment.one("postgres-replica")
+    _, (replica, *_) = wait_whole(deployment)
     result = subprocess.run(
         ["docker", "exec", replica, "psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", DATABASE, "-c", "CREATE TABLE app.probe (x int)"],
         capture_output=True, text=True,
@@ -62,10 +68,11 @@ except psycopg.OperationalError as error:
 
 def test_connection_without_tls_from_the_app_segment_is_refused(deployment):
     app = deployment.roles["app"][0]
-    primary_address = deployment.addresses["postgres_primary"]
-    plain = exec_in(app, "python3", "-c", CONNECT, primary_address, "disable")
+    # Through the endpoint: TLS runs end to end, and the member's certificate names the endpoint.
+    endpoint = deployment.addresses["postgres_endpoint"]
+    plain = exec_in(app, "python3", "-c", CONNECT, endpoint, "disable")
     assert plain.startswith("refused:") and "no encryption" in plain
-    verified = exec_in(app, "python3", "-c", CONNECT, primary_address, "verify-full")
+    verified = exec_in(app, "python3", "-c", CONNECT, endpoint, "verify-full")
     assert verified.strip() == "connected"
 
 
@@ -94,21 +101,13 @@ def test_backup_restores_into_a_scratch_container_with_the_row(deployment):
     assert result.stdout.strip().splitlines()[-1] == text
 
 
-def wait_streaming(primary: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if psql(primary, "SELECT state FROM pg_stat_replication", check=False) == "streaming":
-            return
-        time.sleep(1)
-    raise AssertionError(f"the replica was not streaming again within {timeout:.0f} s")
-
-
-def test_replica_resumes_streaming_after_it_and_the_primary_restart(deployment):
-    primary, replica = deployment.one("postgres-primary"), deployment.one("postgres-replica")
+def test_cluster_is_whole_again_after_a_replica_and_then_the_leader_restart(deployment):
+    primary, (replica, *_) = wait_whole(deployment)
     subprocess.run(["docker", "restart", replica], check=True, capture_output=True)
-    wait_streaming(primary)
+    wait_whole(deployment)
+    # A leader stopped gracefully hands the lock over; either way one member leads, the other follows.
     subprocess.run(["docker", "restart", primary], check=True, capture_output=True)
-    wait_streaming(primary)
+    _, (replica, *_) = wait_whole(deployment)
     # Nothing was lost and the replica still follows: a new row arrives through the app.
     text = f"after-restart-{uuid.uuid4()}"
     deadline = time.monotonic() + 60
@@ -128,7 +127,7 @@ def test_replica_resumes_streaming_after_it_and_the_primary_restart(deployment):
 
 def test_point_in_time_restore_stops_before_a_later_row(deployment):
     before = write_note(deployment, f"before-{uuid.uuid4()}")
-    primary = deployment.one("postgres-primary")
+    primary, _ = wait_whole(deployment)
     # pgBackRest takes milliseconds and a numeric zone: 2026-11-23 18:00:00.123+00
     target = psql(primary, "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS.MSOF')")
     time.sleep(1.5)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.live.cluster import wait_whole
 from tests.live.conftest import ROOT, engine_up
 from tests.live.probes import docker, http, psql
 from tests.support.load import LoadGenerator
@@ -99,7 +100,7 @@ def container_ids(deployment, role: str) -> dict[str, str]:
 
 
 def schema_versions(deployment) -> list[int]:
-    out = psql(deployment.one("postgres-primary"), "SELECT version FROM app.schema_migrations ORDER BY version", database="medisys")
+    out = psql(leader_of(deployment), "SELECT version FROM app.schema_migrations ORDER BY version", database="medisys")
     return [int(v) for v in out.split()]
 
 
@@ -145,7 +146,7 @@ def test_release_rolls_one_server_at_a_time_after_its_migration_with_no_failed_r
     record_figures("release, 2 app servers", figures)
     assert schema_versions(deployment) == [1, 2, 3]
     # Expand/contract: the new column (migration 0002) is filled by servers that know it.
-    written_by = psql(deployment.one("postgres-primary"),
+    written_by = psql(leader_of(deployment),
                       "SELECT count(*) FROM app.notes WHERE written_by IS NOT NULL AND created_at > now() - interval '2 minutes'",
                       database="medisys")
     assert int(written_by) > 0
@@ -185,7 +186,7 @@ def test_failing_migration_stops_the_release_before_any_server_changes(deploymen
     assert "0004_broken failed and was rolled back" in str(failure.value), str(failure.value)[-2000:]
     assert container_ids(deployment, "app") == before
     assert schema_versions(deployment) == [1, 2, 3]
-    exists = psql(deployment.one("postgres-primary"), "SELECT to_regclass('app.half_done') IS NOT NULL", database="medisys")
+    exists = psql(leader_of(deployment), "SELECT to_regclass('app.half_done') IS NOT NULL", database="medisys")
     assert exists == "f"
     # Back to the last good release: the migrations job runs again and finds nothing to do.
     engine_up(deployment.engine_stack, app={"count": 2, "image": NEXT_IMAGE})
@@ -228,3 +229,8 @@ def test_release_with_four_app_servers_rolls_one_at_a_time_with_no_failed_reques
         record_figures("release, 4 app servers", figures)
     finally:
         engine_up(deployment.engine_stack, app={"count": 2})
+
+
+def leader_of(deployment) -> str:
+    """The member that leads now (Patroni's runtime decision)."""
+    return wait_whole(deployment)[0]

@@ -123,6 +123,37 @@ pg1-host=10.30.0.10
 pg1-path=/var/lib/postgresql/data
 """
 
+PATRONI_YML = """\
+scope: medisys-prod-pg
+name: medisys-prod-pg-1
+etcd3:
+  hosts: [10.30.0.15:2379, 10.30.0.16:2379, 10.30.0.17:2379]
+  protocol: https
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 5
+    retry_timeout: 5
+    synchronous_mode: true
+    postgresql: {use_pg_rewind: true, use_slots: true}
+postgresql:
+  custom_conf: /etc/postgresql/postgresql.conf
+tags: {nofailover: false}
+"""
+
+PG_PROXY_CFG = """\
+defaults
+    mode tcp
+    default-server inter 1s check-ssl verify required ca-file /etc/haproxy/ca.crt on-marked-down shutdown-sessions
+
+listen primary
+    bind 10.30.0.5:5432
+    option httpchk
+    http-check send meth GET uri /primary
+    server pg-1 10.30.0.10:5432 check port 8008
+    server pg-2 10.30.0.11:5432 check port 8008
+"""
+
 SEGMENT_SUBNETS = {
     "dmz": "10.10.0.0/24",
     "production": "10.20.0.0/24",
@@ -134,8 +165,9 @@ ROLE_SEGMENTS = {
     "load-balancer": ["dmz", "production", "management"],
     "load-balancer-config": ["management"],
     "app": ["production", "database", "management"],
-    "postgres-primary": ["database"],
-    "postgres-replica": ["database"],
+    "postgres": ["database"],
+    "etcd": ["database"],
+    "postgres-proxy": ["database"],
     "postgres-backup": ["database"],
     "redis": ["database"],
     "redis-cluster-init": ["database"],
@@ -157,20 +189,18 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
             upload("/etc/haproxy/haproxy.cfg", HAPROXY_CFG),
             upload("/etc/haproxy/certs/site.pem", UNKNOWN_STRING),  # secret, computed
         ]
-    if role in ("postgres-primary", "postgres-replica"):
-        files = [
+    if role == "postgres":
+        return [
+            upload("/etc/patroni/10-patroni.yml", PATRONI_YML),
+            upload("/etc/patroni/20-secrets.yml", UNKNOWN_STRING),  # secret, computed
             upload("/etc/postgresql/postgresql.conf", POSTGRESQL_CONF),
             upload("/etc/postgresql/pg_hba.conf", PG_HBA_CONF),
             upload("/etc/postgresql/tls/server.key", UNKNOWN_STRING),
+            upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
+            upload("/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"),
         ]
-        if role == "postgres-primary":
-            files += [
-                upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
-                upload(
-                    "/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"
-                ),
-            ]
-        return files
+    if role == "postgres-proxy":
+        return [upload("/etc/haproxy/haproxy.cfg", PG_PROXY_CFG)]
     if role == "postgres-backup":
         return [
             upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
@@ -226,7 +256,7 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
         props.pop("healthcheck")
     if role == "app":
         props["envs"] = props["envs"] + [
-            "DATABASE_URL=postgresql://app@medisys-prod-postgres-primary:5432/medisys?sslmode=verify-full",
+            "DATABASE_URL=postgresql://app@medisys-prod-pg-proxy:5432/medisys?sslmode=verify-full",
             "DATABASE_PASSWORD_FILE=/run/secrets/db-password",
         ]
     props.update(overrides)
@@ -275,8 +305,7 @@ def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
         resources.append((VOLUME, f"vol-{role}", volume(role)))
     singles = [
         "load-balancer",
-        "postgres-primary",
-        "postgres-replica",
+        "postgres-proxy",
         "postgres-backup",
         "redis-cluster-init",
         "prometheus",
@@ -289,6 +318,9 @@ def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
         resources.append((CONTAINER, role, container(role)))
     for index in (1, 2):
         resources.append((CONTAINER, f"app-{index}", container("app", f"{PREFIX}-app-{index}")))
+        resources.append((CONTAINER, f"pg-{index}", container("postgres", f"{PREFIX}-pg-{index}")))
+    for index in (1, 2, 3):
+        resources.append((CONTAINER, f"etcd-{index}", container("etcd", f"{PREFIX}-pg-etcd-{index}")))
     for index in (1, 2, 3):
         resources.append(
             (CONTAINER, f"redis-{index}", container("redis", f"{PREFIX}-redis-{index}"))

@@ -34,17 +34,18 @@ def test_stack_with_backup_container_passes() -> None:
     assert run_stack(SCHEDULE, baseline_stack()) == []
 
 
-def test_primary_without_backup_container_fails() -> None:
+def test_cluster_without_backup_container_fails() -> None:
     found = run_stack(SCHEDULE, without(baseline_stack(), "postgres-backup"))
-    message = assert_violation(messages(found), "postgres-primary", "no postgres-backup")
-    assert found[0][1] == kit.urn(kit.CONTAINER, "postgres-primary")
+    # One violation for the cluster (its members share a component), pointed at a member.
+    message = assert_violation(messages(found), "pg-1", "no postgres-backup")
+    assert found[0][1] == kit.urn(kit.CONTAINER, "pg-1")
     assert "add a pgBackRest backup agent" in message
 
 
-def test_backup_agent_of_its_own_component_counts_for_that_primary_only() -> None:
+def test_backup_agent_of_its_own_component_counts_for_that_cluster_only() -> None:
     # The program labels the agent with the backups component, not the database's: one
-    # agent still covers one primary, but not two.
-    second = container("postgres-primary", "pg-two")
+    # agent still covers one cluster (of two members), but not two clusters.
+    second = container("postgres", "pg-two")
     second["labels"] = [*second["labels"][:2], {"label": "medisys.component", "value": "pg2"}]
     backup = container("postgres-backup")
     backup["labels"] = [*backup["labels"][:2], {"label": "medisys.component", "value": "backups"}]
@@ -116,7 +117,7 @@ def test_missing_retention_fails_for_every_repository() -> None:
 
 def test_encrypted_repository_passes_on_backup_and_primary() -> None:
     assert run_resource(ENCRYPTED, container("postgres-backup"), name="backup") == []
-    assert run_resource(ENCRYPTED, container("postgres-primary"), name="pg") == []
+    assert run_resource(ENCRYPTED, container("postgres"), name="pg") == []
 
 
 def test_unencrypted_repository_fails() -> None:
@@ -152,16 +153,20 @@ def test_containers_without_pgbackrest_are_not_checked() -> None:
 
 
 def primary_with(conf: str) -> dict[str, object]:
-    return with_upload(container("postgres-primary"), PG_CONF, conf)
+    return with_upload(container("postgres"), PG_CONF, conf)
 
 
 def test_archiving_primary_passes() -> None:
-    assert run_resource(WAL, container("postgres-primary"), name="pg") == []
+    assert run_resource(WAL, container("postgres"), name="pg") == []
 
 
-def test_replica_is_not_checked_for_archiving() -> None:
-    props = with_upload(container("postgres-replica"), PG_CONF, "ssl = on\n")
-    assert run_resource(WAL, props, name="replica") == []
+def test_every_member_is_checked_for_archiving_since_any_may_lead() -> None:
+    props = with_upload(container("postgres"), PG_CONF, "ssl = on\n")
+    assert_violation(run_resource(WAL, props, name="pg-2"), "pg-2", "archive_mode = on")
+
+
+def test_backup_agent_is_not_checked_for_archiving() -> None:
+    assert run_resource(WAL, container("postgres-backup"), name="agent") == []
 
 
 def test_archive_mode_off_fails() -> None:

@@ -33,7 +33,7 @@ def test_load_balancer_may_publish() -> None:
 
 def test_database_publishing_a_port_fails() -> None:
     props = container(
-        "postgres-primary", ports=[{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}]
+        "postgres", ports=[{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}]
     )
     message = assert_violation(run_resource(PUBLISH, props, name="pg"), "pg", "publishes 1 port")
     assert "only load-balancer may" in message
@@ -134,14 +134,14 @@ def test_baseline_segments_pass() -> None:
 
 
 def test_database_on_the_dmz_fails() -> None:
-    primary = container("postgres-primary")
+    primary = container("postgres")
     nets = primary["networksAdvanced"] + [{"name": f"{kit.PREFIX}-dmz"}]
     found = run_stack(
-        SEGMENTS, replace(baseline_stack(), "postgres-primary", networksAdvanced=nets)
+        SEGMENTS, replace(baseline_stack(), "pg-1", networksAdvanced=nets)
     )
-    message = assert_violation(texts(found), "postgres-primary", "dmz segment")
+    message = assert_violation(texts(found), "pg-1", "dmz segment")
     assert "remove the 'medisys-prod-dmz' network" in message
-    assert found[0][1] == kit.urn(kit.CONTAINER, "postgres-primary")
+    assert found[0][1] == kit.urn(kit.CONTAINER, "pg-1")
 
 
 def test_grafana_outside_management_fails() -> None:

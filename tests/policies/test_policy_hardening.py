@@ -74,7 +74,7 @@ def test_sensitive_host_mounts_fail(volumes: list, mounts: list, expected: str) 
 
 def test_named_volumes_and_other_host_paths_pass() -> None:
     props = container(
-        "postgres-primary",
+        "postgres",
         volumes=[
             {"volumeName": "pgdata", "containerPath": "/var/lib/postgresql/data"},
             {"hostPath": "/srv/medisys/backups", "containerPath": "/backups"},
@@ -144,8 +144,8 @@ def test_root_user_fails(user: str) -> None:
 
 
 def test_non_root_exemption_by_role() -> None:
-    props = container("postgres-primary", user="root")
-    config = {"exemptRoles": ["postgres-primary"]}
+    props = container("postgres", user="root")
+    config = {"exemptRoles": ["postgres"]}
     assert run_resource(NON_ROOT, props, name="pg", config=config) == []
 
 

@@ -356,7 +356,7 @@ def leaky_stack() -> list[tuple[str, str, dict[str, Any]]]:
         uploads=[kit.upload("/etc/haproxy/haproxy.cfg", haproxy)],
     )
     primary = container(
-        "postgres-primary",
+        "postgres",
         uploads=[
             kit.upload(
                 "/etc/postgresql/postgresql.conf",
@@ -400,7 +400,7 @@ def test_stack_policies_point_violations_at_resources() -> None:
     stack = kit.without(baseline_stack(), "postgres-backup")
     diagnostics = analyze_stack(analyzer, stack).diagnostics
     [diagnostic] = [d for d in diagnostics if d.policyName == "backup-schedule-present"]
-    assert diagnostic.urn == kit.urn(kit.CONTAINER, "postgres-primary")
+    assert diagnostic.urn == kit.urn(kit.CONTAINER, "pg-1")
 
 
 def test_analyzer_info_describes_every_policy() -> None:

@@ -60,7 +60,7 @@ def test_ordinary_names_are_not_credentials(name: str) -> None:
 
 
 def test_plaintext_password_env_fails_without_echoing_it() -> None:
-    props = container("postgres-primary", envs=["TZ=UTC", f"POSTGRES_PASSWORD={SECRET}"])
+    props = container("postgres", envs=["TZ=UTC", f"POSTGRES_PASSWORD={SECRET}"])
     message = assert_violation(
         run_resource(ENV, props, name="pg"), "pg", "env POSTGRES_PASSWORD (envs[1])"
     )
@@ -125,5 +125,5 @@ def test_haproxy_insecure_password_fails() -> None:
 
 def test_secret_files_are_not_read() -> None:
     # The baseline uploads auth.conf (with requirepass) and conf.d/cipher.conf: both are fine.
-    for role in ("redis", "postgres-backup", "postgres-primary"):
+    for role in ("redis", "postgres-backup", "postgres"):
         assert run_resource(FILES, container(role), name=role) == []

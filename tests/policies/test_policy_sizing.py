@@ -48,8 +48,8 @@ def test_app_range_comes_from_config() -> None:
 
 
 def test_missing_replica_fails() -> None:
-    found = run_stack(REPLICA, without(baseline_stack(), "postgres-replica"))
-    assert_violation(texts(found), "prod", "0 PostgreSQL replica", "add a postgres-replica")
+    found = run_stack(REPLICA, without(baseline_stack(), "pg-2"))
+    assert_violation(texts(found), "prod", "1 PostgreSQL member(s), so 0 PostgreSQL replica", "medisys:postgres.replicas")
 
 
 def test_two_redis_nodes_are_not_a_cluster() -> None:
@@ -79,7 +79,7 @@ def test_cluster_init_container_is_not_a_master() -> None:
 
 
 def test_container_with_limits_passes() -> None:
-    assert run_resource(LIMITS, container("postgres-primary"), name="pg") == []
+    assert run_resource(LIMITS, container("postgres"), name="pg") == []
 
 
 def test_missing_memory_and_cpus_fail() -> None:
@@ -91,7 +91,7 @@ def test_missing_memory_and_cpus_fail() -> None:
 
 
 def test_limits_below_role_minimum_fail() -> None:
-    props = container("postgres-primary", memory=256, cpus="0.25")
+    props = container("postgres", memory=256, cpus="0.25")
     found = run_resource(LIMITS, props, name="pg")
     assert_violation(found, "pg", "256 MB is below the role minimum 512 MB")
     assert_violation(found, "pg", "cpus limit 0.25 is below the role minimum 0.5")

@@ -142,18 +142,18 @@ HBA = "/etc/postgresql/pg_hba.conf"
 
 
 def test_compliant_postgres_primary_and_replica_pass() -> None:
-    assert run_resource(PG, container("postgres-primary"), name="pg") == []
-    assert run_resource(PG, container("postgres-replica"), name="pg") == []
+    assert run_resource(PG, container("postgres"), name="pg") == []
+    assert run_resource(PG, container("postgres"), name="pg") == []
 
 
 def test_ssl_off_fails() -> None:
-    props = with_upload(container("postgres-primary"), PG_CONF, "ssl = off\n")
+    props = with_upload(container("postgres"), PG_CONF, "ssl = off\n")
     assert_violation(run_resource(PG, props, name="pg"), "pg", "ssl = on")
 
 
 def test_postgres_min_tls_version_too_low_fails() -> None:
     conf = kit.POSTGRESQL_CONF.replace("'TLSv1.2'", "'TLSv1.1'")
-    props = with_upload(container("postgres-replica"), PG_CONF, conf)
+    props = with_upload(container("postgres"), PG_CONF, conf)
     assert_violation(
         run_resource(PG, props, name="pg"), "pg", "ssl_min_protocol_version is TLSv1.1"
     )
@@ -161,7 +161,7 @@ def test_postgres_min_tls_version_too_low_fails() -> None:
 
 def test_host_and_trust_lines_fail() -> None:
     hba = kit.PG_HBA_CONF + "host all all 0.0.0.0/0 scram-sha-256\nlocal all all trust\n"
-    messages = run_resource(PG, with_upload(container("postgres-primary"), HBA, hba), name="pg")
+    messages = run_resource(PG, with_upload(container("postgres"), HBA, hba), name="pg")
     assert_violation(messages, "pg", "line 5", "'host' rule")
     assert_violation(messages, "pg", "line 6", "'trust'")
     assert len(messages) == 2
@@ -171,18 +171,18 @@ def test_md5_on_hostssl_fails() -> None:
     hba = kit.PG_HBA_CONF.replace(
         "replicator  10.30.0.0/24   scram-sha-256", "replicator 10.30.0.0/24 md5"
     )
-    messages = run_resource(PG, with_upload(container("postgres-primary"), HBA, hba), name="pg")
+    messages = run_resource(PG, with_upload(container("postgres"), HBA, hba), name="pg")
     assert_violation(messages, "pg", "'md5' on a hostssl rule", "scram-sha-256")
 
 
 def test_hba_include_cannot_be_verified() -> None:
     hba = kit.PG_HBA_CONF + "include_dir conf.d\n"
-    messages = run_resource(PG, with_upload(container("postgres-primary"), HBA, hba), name="pg")
+    messages = run_resource(PG, with_upload(container("postgres"), HBA, hba), name="pg")
     assert_violation(messages, "pg", "includes another file")
 
 
 def test_missing_pg_hba_upload_fails() -> None:
-    props = container("postgres-primary")
+    props = container("postgres")
     props["uploads"] = [u for u in props["uploads"] if u["file"] != HBA]
     assert_violation(
         run_resource(PG, props, name="pg"), "pg", "no upload of /etc/postgresql/pg_hba.conf"

@@ -21,6 +21,9 @@ VARIANTS = {
     "database-port-published": "exposure-only-load-balancer-publishes",
     "unpinned-image": "hardening-image-pinned",
     "privileged-container": "hardening-no-privileged",
+    "failover-disabled": "postgres-automatic-failover",
+    "no-replica": "sizing-postgres-replica-present",
+    "asynchronous-replication": "postgres-synchronous-replication",
 }
 
 
@@ -42,7 +45,8 @@ def variant(request):
 
 # Staging's own retention minimum is 7 days (policies/config/staging.json), so that variant is
 # compliant there: it must not be blocked, and there is nothing to warn about.
-COMPLIANT_IN_STAGING = {"retention-7-days"}
+# Staging runs asynchronous replication by choice (policies/config/staging.json: not required).
+COMPLIANT_IN_STAGING = {"retention-7-days", "asynchronous-replication"}
 
 
 def test_unsafe_variant_is_mandatory_in_prod(variant):

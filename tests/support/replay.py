@@ -10,6 +10,7 @@ is not a substitute for `pulumi up` (tests/e2e does that when the toolchain exis
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from typing import Any
 
@@ -40,11 +41,23 @@ class Replay:
         self.resources = resources
         self.created: list[tuple[str, str]] = []
 
-    def primary_container(self) -> str:
-        for r in self.resources:
-            if r.type == CONTAINER and {"label": "medisys.role", "value": "postgres-primary"} in r.inputs.get("labels", []):
-                return r.inputs["name"]
-        raise ReplayError("no postgres-primary container was registered")
+    def primary_container(self, timeout: float = 120) -> str:
+        """The PostgreSQL member that leads now (Patroni decides it at run time)."""
+        members = [r.inputs["name"] for r in self.resources
+                   if r.type == CONTAINER and {"label": "medisys.role", "value": "postgres"} in r.inputs.get("labels", [])]
+        if not members:
+            raise ReplayError("no postgres member container was registered")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for member in members:
+                answer = subprocess.run(
+                    ["docker", "exec", member, "psql", "-h", "/var/run/postgresql", "-U", "postgres", "-qAtc", "SELECT pg_is_in_recovery()"],
+                    capture_output=True, text=True,
+                )
+                if answer.stdout.strip() == "f":
+                    return member
+            time.sleep(1)
+        raise ReplayError(f"no member of {members} became the primary within {timeout:.0f} s")
 
     def up(self) -> None:
         for resource in self.resources:

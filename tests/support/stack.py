@@ -23,7 +23,8 @@ LIVE_OVERRIDES: dict[str, Any] = {
     "load_balancer": {"https_port": 18443 + 100 * LIVE_SLOT, "http_port": 18080 + 100 * LIVE_SLOT,
                       "certificate": {"mode": "generated", "server_names": ["localhost"]}},
     "app": {"count": 2, "resources": {"memory_mb": 256, "cpus": 0.5}},
-    "postgres": {"replicas": 1, "resources": {"memory_mb": 512, "cpus": 0.5}},
+    # Prod's replication mode (synchronous), so the failover drill proves prod's 0-loss bar.
+    "postgres": {"replicas": 1, "resources": {"memory_mb": 512, "cpus": 0.5}, "failover": {"synchronous": True}},
     "backups": {"retention_days": 7},
     "redis": {"nodes": 3, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
     "monitoring": {"retention": "1d"},

@@ -94,3 +94,20 @@ def test_the_three_stack_files_are_valid_configurations():
         assert cfg.environment == stack
     assert config.load({"environment": "prod", **{k.split(":", 1)[1]: v for k, v in yaml.safe_load(
         (ROOT / "Pulumi.prod.yaml").read_text())["config"].items() if k.startswith("medisys:")}}, "prod").backups.retention_days == 30
+
+
+def test_failover_timing_follows_patronis_rule_and_minimums():
+    message = error_for({"postgres": {"failover": {"ttl_seconds": 20, "loop_wait_seconds": 15, "retry_timeout_seconds": 5}}})
+    assert "medisys:postgres.failover" in message and "must not exceed ttl_seconds (20)" in message
+    message = error_for({"postgres": {"failover": {"ttl_seconds": 10}}})
+    assert "medisys:postgres.failover.ttl_seconds" in message
+
+
+def test_prod_stack_runs_synchronous_replication_with_a_replica():
+    import yaml
+
+    from config import load
+
+    raw = {k.removeprefix("medisys:"): v for k, v in yaml.safe_load(open("Pulumi.prod.yaml"))["config"].items() if k.startswith("medisys:")}
+    postgres = load({"environment": "prod", "postgres": raw["postgres"]} | {"load_balancer": {"certificate": {"mode": "provided"}}}, "prod").postgres
+    assert postgres.failover.synchronous is True and postgres.members >= 2

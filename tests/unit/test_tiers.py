@@ -16,6 +16,10 @@ def dev(request):
     return record(lambda: build_topology(dev_config(), None))
 
 
+def uploads_of_inputs(inputs):
+    return {u["file"]: u["content"] for u in inputs["uploads"]}
+
+
 def containers(mocks, role):
     # Sorted by name: the engine registers sibling resources in whatever order their inputs resolve.
     return sorted((c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role), key=lambda c: c.name)
@@ -75,7 +79,7 @@ def test_haproxy_container_carries_no_config_so_changes_reload_instead_of_recrea
 def test_release_runs_migrations_and_one_gate_per_app_server(dev):
     (migrations,) = containers(dev, "app-migrations")
     assert migrations.inputs["command"] == ["python3", "-m", "medisys_app.migrate"]
-    assert envs_of(migrations)["DB_PRIMARY_HOST"] == "10.0.2.10"
+    assert envs_of(migrations)["DB_PRIMARY_HOST"] == "10.0.2.5"  # the leader-following endpoint
     gates = containers(dev, "app-rollout-gate")
     assert [envs_of(g)["SERVER_ADDRESS"] for g in gates] == ["10.0.1.21:8080", "10.0.1.22:8080"]
     assert {envs_of(g)["STATS_URL"] for g in gates} == {"http://10.0.3.10:8404/stats"}
@@ -89,7 +93,9 @@ def test_app_servers_get_connection_settings_and_passwords_as_secret_files(dev):
     apps = containers(dev, "app")
     assert [a.inputs["name"] for a in apps] == ["medisys-dev-app-1", "medisys-dev-app-2"]
     env = envs_of(apps[0])
-    assert env["DB_PRIMARY_HOST"] == "10.0.2.10" and env["DB_REPLICA_HOSTS"] == "10.0.2.11"
+    # The leader-following endpoint: writes on 5432 reach the leader, reads on 5433 the replicas.
+    assert (env["DB_PRIMARY_HOST"], env["DB_PORT"]) == ("10.0.2.5", "5432")
+    assert (env["DB_REPLICA_HOSTS"], env["DB_REPLICA_PORT"]) == ("10.0.2.5", "5433")
     assert env["REDIS_NODES"] == "10.0.2.31:6379,10.0.2.32:6379,10.0.2.33:6379"
     assert env["DB_SSLMODE"] == "verify-full"
     assert "uploads" in apps[0].secret_paths
@@ -115,29 +121,108 @@ def test_scaling_changes_no_load_balancer_input():
 # PostgreSQL and backups
 
 
-def test_replicas_follow_the_primary_over_tls_through_their_own_slots():
+def test_members_are_declared_alike_and_never_as_primary_or_replica():
     from tests.support.mocks import record
 
     mocks = record(lambda: build_topology(dev_config(postgres={"replicas": 2}), None))
-    replicas = containers(mocks, "postgres-replica")
-    assert [envs_of(r)["REPLICATION_SLOT"] for r in replicas] == ["replica_1", "replica_2"]
-    conf = uploads_of(replicas[1])["/etc/postgresql/postgresql.conf"]
-    assert "host=10.0.2.10" in conf and "sslmode=verify-full" in conf and "primary_slot_name = 'replica_2'" in conf
+    members = containers(mocks, "postgres")
+    assert [m.inputs["name"] for m in members] == ["medisys-dev-pg-1", "medisys-dev-pg-2", "medisys-dev-pg-3"]
+    assert [m.inputs["networksAdvanced"][0]["ipv4Address"] for m in members] == ["10.0.2.10", "10.0.2.11", "10.0.2.12"]
+    # Same image, environment and shared files: only the member's own name, address, data path
+    # (patroni.yml, pgbackrest.conf) and certificate differ.
+    assert {tuple(m.inputs["envs"]) for m in members} == {("PG_ROLE=member", "PATRONI_CONFIG=/etc/patroni")}
+    own = ("patroni.yml", "tls/server", "pgbackrest.conf")
+    shared = [{k: v for k, v in uploads_of(m).items() if not any(o in k for o in own)} for m in members]
+    assert shared[0] == shared[1] == shared[2]
+    assert not containers(mocks, "postgres-primary") and not containers(mocks, "postgres-replica")
+
+
+def test_patroni_runs_on_three_etcd_members_over_tls_with_rewind_and_slots(dev):
+    import yaml
+
+    member = containers(dev, "postgres")[0]
+    patroni = yaml.safe_load(uploads_of(member)["/etc/patroni/10-patroni.yml"])
+    assert patroni["name"] == "medisys-dev-pg-1" and patroni["scope"] == "medisys-dev-pg"
+    assert patroni["postgresql"]["data_dir"] == "/var/lib/postgresql/members/1/pgdata"
+    assert patroni["etcd3"]["hosts"] == ["10.0.2.15:2379", "10.0.2.16:2379", "10.0.2.17:2379"]
+    assert patroni["etcd3"]["protocol"] == "https" and patroni["restapi"]["certfile"]
+    dcs = patroni["bootstrap"]["dcs"]
+    assert dcs["postgresql"]["use_pg_rewind"] and dcs["postgresql"]["use_slots"]
+    assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on" and "data-checksums" in patroni["bootstrap"]["initdb"]
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    assert dcs["synchronous_mode"] is False and dcs["maximum_lag_on_failover"] == 1048576
+    assert patroni["postgresql"]["remove_data_directory_on_rewind_failure"] is True
+    for user in ("superuser", "replication", "rewind"):
+        assert patroni["postgresql"]["authentication"][user]["sslmode"] == "verify-full"
+        assert "password" not in patroni["postgresql"]["authentication"][user]
+    assert "uploads" in member.secret_paths
+    secrets = yaml.safe_load(uploads_of(member)["/etc/patroni/20-secrets.yml"])
+    assert len(secrets["postgresql"]["authentication"]["superuser"]["password"]) == 32
+    etcd = containers(dev, "etcd")
+    assert [e.inputs["name"] for e in etcd] == [f"medisys-dev-pg-etcd-{i}" for i in (1, 2, 3)]
+    command = etcd[0].inputs["command"]
+    assert "--client-cert-auth" in command and "--peer-client-cert-auth" in command
+    assert "--initial-cluster=medisys-dev-pg-etcd-1=https://10.0.2.15:2380,medisys-dev-pg-etcd-2=https://10.0.2.16:2380,medisys-dev-pg-etcd-3=https://10.0.2.17:2380" in command
+
+
+def test_synchronous_mode_follows_the_failover_config():
+    import yaml
+    from tests.support.mocks import record
+
+    mocks = record(lambda: build_topology(dev_config(postgres={"replicas": 2, "failover": {"synchronous": True}}), None))
+    for member in containers(mocks, "postgres"):
+        dcs = yaml.safe_load(uploads_of(member)["/etc/patroni/10-patroni.yml"])["bootstrap"]["dcs"]
+        assert dcs["synchronous_mode"] is True and dcs["synchronous_mode_strict"] is False
+
+
+def test_endpoint_checks_patroni_for_the_leader_and_the_replicas(dev):
+    proxy = only(dev, "postgres-proxy")
+    assert proxy.inputs["networksAdvanced"][0]["ipv4Address"] == "10.0.2.5"
+    cfg = uploads_of(proxy)["/etc/haproxy/haproxy.cfg"]
+    assert "bind 10.0.2.5:5432" in cfg and "uri /primary" in cfg
+    assert "bind 10.0.2.5:5433" in cfg and "uri /replica" in cfg
+    assert "server pg-1 10.0.2.10:5432 check port 8008" in cfg and "server pg-2 10.0.2.11:5432 check port 8008" in cfg
+    assert "on-marked-down shutdown-sessions" in cfg and "check-ssl verify required" in cfg
+
+
+def test_scaling_replicas_changes_no_endpoint_input():
+    from tests.support.mocks import record
+
+    one = only(record(lambda: build_topology(dev_config(postgres={"replicas": 1}), None)), "postgres-proxy").inputs
+    three = only(record(lambda: build_topology(dev_config(postgres={"replicas": 3}), None)), "postgres-proxy").inputs
+    assert one == three
+    assert "server pg-4 10.0.2.13:5432" in uploads_of_inputs(one)["/etc/haproxy/haproxy.cfg"]
+
+
+def test_member_certificates_name_the_endpoint_so_clients_verify_through_it(dev):
+    requests = {r.inputs["subject"]["commonName"]: r.inputs for r in dev.of_type("tls:index/certRequest:CertRequest")}
+    assert requests["medisys-dev-pg-1"]["ipAddresses"] == ["10.0.2.10", "10.0.2.5"]
+
+
+def test_pulumi_postgresql_manages_the_database_through_the_endpoint(dev):
+    (provider,) = [r for r in dev.resources if r.type == "pulumi:providers:postgresql"]
+    assert provider.inputs["host"] == "10.0.2.5" and provider.inputs["sslmode"] == "require"
 
 
 def test_pg_hba_allows_only_tls_and_scram(dev):
-    hba = uploads_of(only(dev, "postgres-primary"))["/etc/postgresql/pg_hba.conf"]
+    hba = uploads_of(containers(dev, "postgres")[0])["/etc/postgresql/pg_hba.conf"]
     rules = [line.split() for line in hba.splitlines() if line and not line.startswith("#")]
     assert {r[0] for r in rules} == {"local", "hostssl"}
     assert all(r[-1] == "scram-sha-256" for r in rules if r[0] == "hostssl")
     assert "trust" not in hba
 
 
-def test_primary_archives_wal_to_the_encrypted_repository(dev):
-    primary = uploads_of(only(dev, "postgres-primary"))
-    assert "archive_mode = on" in primary["/etc/postgresql/postgresql.conf"]
-    assert "repo1-cipher-type=aes-256-cbc" in primary["/etc/pgbackrest/pgbackrest.conf"]
-    assert "repo1-retention-full=7" in primary["/etc/pgbackrest/pgbackrest.conf"]
+def test_every_member_archives_wal_to_the_encrypted_repository(dev):
+    for member in containers(dev, "postgres"):
+        files = uploads_of(member)
+        assert "archive_mode = on" in files["/etc/postgresql/postgresql.conf"]
+        assert "repo1-cipher-type=aes-256-cbc" in files["/etc/pgbackrest/pgbackrest.conf"]
+        assert "repo1-retention-full=7" in files["/etc/pgbackrest/pgbackrest.conf"]
+        mounts = {v["containerPath"] for v in member.inputs["volumes"]}
+        # Each member's data at its own path, which the backup agent mounts at the same path.
+        (own,) = [m for m in mounts if m.startswith("/var/lib/postgresql/members/")]
+        assert f"pg1-path={own}/pgdata" in files["/etc/pgbackrest/pgbackrest.conf"]
+        assert "/var/lib/pgbackrest" in mounts
 
 
 def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
@@ -146,7 +231,13 @@ def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
     assert "uploads" in agent.secret_paths
     assert uploads_of(agent)["/etc/pgbackrest/conf.d/cipher.conf"].startswith("[global]\nrepo1-cipher-pass=")
     mounts = {v["containerPath"]: v.get("readOnly", False) for v in agent.inputs["volumes"]}
-    assert mounts == {"/var/lib/postgresql/data": True, "/var/run/postgresql": False, "/var/lib/pgbackrest": False}
+    assert mounts == {
+        "/var/lib/postgresql/members/1": True, "/var/lib/postgresql/members/2": True,  # where each member has them
+        "/var/run/postgresql/members/1": False, "/var/run/postgresql/members/2": False, "/var/lib/pgbackrest": False,
+    }
+    # pgBackRest is given every member and backs up whichever is the primary.
+    conf = uploads_of(agent)["/etc/pgbackrest/pgbackrest.conf"]
+    assert "pg1-path=/var/lib/postgresql/members/1/pgdata" in conf and "pg2-socket-path=/var/run/postgresql/members/2" in conf
 
 
 def test_database_objects_are_managed_with_least_privilege(dev):

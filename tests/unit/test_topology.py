@@ -14,7 +14,7 @@ def test_dev_topology_registers_every_tier(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     roles = sorted(labels_of(c)["medisys.role"] for c in mocks.of_type(CONTAINER))
     assert roles == sorted(
-        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres-primary", "postgres-replica", "postgres-backup", "redis", "redis", "redis",
+        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres", "postgres", "etcd", "etcd", "etcd", "postgres-proxy", "postgres-backup", "redis", "redis", "redis",
          "redis-cluster-init", "postgres-exporter", "redis-exporter", "blackbox-exporter", "prometheus", "alertmanager",
          "prometheus-config", "alertmanager-config"]
     )
@@ -63,8 +63,9 @@ def test_each_container_joins_only_the_segments_it_needs(run_program):
     expected = {
         "load-balancer": {"dmz", "production", "management"},
         "app": {"production", "database", "management"},
-        "postgres-primary": {"database"},
-        "postgres-replica": {"database"},
+        "postgres": {"database"},
+        "etcd": {"database"},
+        "postgres-proxy": {"database"},
         "redis": {"database"},
         "postgres-exporter": {"database", "management"},
         "redis-exporter": {"database", "management"},
@@ -81,14 +82,14 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     volume_roles = sorted(labels_of(v)["medisys.role"] for v in mocks.of_type(VOLUME))
     assert volume_roles == sorted(
-        ["postgres-data", "postgres-data", "postgres-socket", "backup-repo", "redis-data", "redis-data", "redis-data",
+        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", "redis-data", "redis-data", "redis-data",
          "prometheus-data", "alertmanager-data", "load-balancer-runtime", "prometheus-config", "alertmanager-config"]
     )
 
 
 def test_every_container_that_receives_a_password_or_key_keeps_its_uploads_secret(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
-    secret_markers = ("/run/secrets/", ".key", "secrets.conf", "cipher.conf", "passwords.json", "postgres_exporter.yml", "server.pem")
+    secret_markers = ("/run/secrets/", ".key", "secrets.conf", "secrets.yml", "cipher.conf", "passwords.json", "postgres_exporter.yml", "server.pem")
     checked = 0
     for c in mocks.of_type(CONTAINER):
         files = [u["file"] for u in c.inputs.get("uploads", [])]

@@ -14,9 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import config  # noqa: E402
 from components.load_balancer import CONFIG_PATH as HAPROXY_CFG  # noqa: E402
+from components.postgres import PATRONI_DIR  # noqa: E402
 from topology import build_topology  # noqa: E402
 
 CONTAINER = "docker:index/container:Container"
+PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
 
 
@@ -35,8 +37,16 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["privileged"] = True
     elif variant == "unpinned-image" and role == "app":
         props["image"] = "medisys/app:latest"
-    elif variant == "database-port-published" and role == "postgres-primary":
+    elif variant == "database-port-published" and role == "postgres":
         props["ports"] = [docker.ContainerPortArgs(internal=5432, external=15432, ip="127.0.0.1")]
+    elif variant == "failover-disabled" and role == "postgres":
+        # Every member tagged nofailover: Patroni would never promote a replica.
+        props["uploads"] = [
+            docker.ContainerUploadArgs(file=u.file, content=u.content.replace("nofailover: false", "nofailover: true"))
+            if u.file == PATRONI_YML
+            else u
+            for u in props["uploads"]
+        ]
     elif variant == "tls-off" and role == "load-balancer-config":
         props["uploads"] = [
             docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
@@ -53,5 +63,10 @@ cfg = config.read_stack_config()
 if variant == "one-app-server":
     # model_copy does not validate: this is the bypass a policy must still catch.
     cfg = cfg.model_copy(update={"app": cfg.app.model_copy(update={"count": 1})})
+elif variant == "no-replica":
+    cfg = cfg.model_copy(update={"postgres": cfg.postgres.model_copy(update={"replicas": 0})})
+elif variant == "asynchronous-replication":
+    failover = cfg.postgres.failover.model_copy(update={"synchronous": False})
+    cfg = cfg.model_copy(update={"postgres": cfg.postgres.model_copy(update={"failover": failover})})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
