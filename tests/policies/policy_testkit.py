@@ -224,6 +224,7 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
     if role == "redis-cluster-init":
         props["restart"] = "no"
         props.pop("healthcheck")
+        props["envs"] = props["envs"] + ["MASTERS=3", "REPLICAS_PER_MASTER=1"]
     if role == "app":
         props["envs"] = props["envs"] + [
             "DATABASE_URL=postgresql://app@medisys-prod-postgres-primary:5432/medisys?sslmode=verify-full",
@@ -289,7 +290,8 @@ def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
         resources.append((CONTAINER, role, container(role)))
     for index in (1, 2):
         resources.append((CONTAINER, f"app-{index}", container("app", f"{PREFIX}-app-{index}")))
-    for index in (1, 2, 3):
+    # Three masters with a replica each.
+    for index in range(1, 7):
         resources.append(
             (CONTAINER, f"redis-{index}", container("redis", f"{PREFIX}-redis-{index}"))
         )

@@ -21,6 +21,7 @@ VARIANTS = {
     "database-port-published": "exposure-only-load-balancer-publishes",
     "unpinned-image": "hardening-image-pinned",
     "privileged-container": "hardening-no-privileged",
+    "redis-without-replicas": "sizing-redis-replica-per-master",
 }
 
 

@@ -25,7 +25,7 @@ LIVE_OVERRIDES: dict[str, Any] = {
     "app": {"count": 2, "resources": {"memory_mb": 256, "cpus": 0.5}},
     "postgres": {"replicas": 1, "resources": {"memory_mb": 512, "cpus": 0.5}},
     "backups": {"retention_days": 7},
-    "redis": {"nodes": 3, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
+    "redis": {"masters": 3, "replicas_per_master": 1, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
     "monitoring": {"retention": "1d"},
 }
 

@@ -53,5 +53,8 @@ cfg = config.read_stack_config()
 if variant == "one-app-server":
     # model_copy does not validate: this is the bypass a policy must still catch.
     cfg = cfg.model_copy(update={"app": cfg.app.model_copy(update={"count": 1})})
+elif variant == "redis-without-replicas":
+    # Three masters and no replica: prod's config refuses it, the bypass must still be caught.
+    cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"replicas_per_master": 0})})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
