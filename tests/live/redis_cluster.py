@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tests.live.probes import docker, redis_cli
+from tests.live.probes import docker, exec_in, redis_cli
 
 T = TypeVar("T")
 
@@ -94,6 +94,20 @@ class Cluster:
             if state:
                 return state
         return None
+
+    def role_and_state(self, node: str) -> tuple[str | None, str | None]:
+        """ROLE and cluster_state of one node in a single `docker exec` (for tight polling)."""
+        cli = (f'REDISCLI_AUTH=$(sed -n "s/^requirepass //p" /etc/redis/secrets.conf) '
+               f"redis-cli --tls --cacert /etc/redis/tls/ca.crt -h {self.address[node]} -p 6379")
+        try:
+            out = exec_in(node, "sh", "-c", f"export {cli.split(' ', 1)[0]}; {cli.split(' ', 1)[1]} role | head -n 1; "
+                          f"{cli.split(' ', 1)[1]} cluster info | grep '^cluster_state:'", check=False, timeout=10)
+        except Exception:  # noqa: BLE001 - a timeout under load is one more poll
+            return None, None
+        lines = [line.strip() for line in out.splitlines()]
+        role = lines[0] if lines and lines[0] in ("master", "slave") else None
+        state = next((line.split(":", 1)[1] for line in lines if line.startswith("cluster_state:")), None)
+        return role, state
 
     def rejoined_as_replica(self, node: str) -> bool:
         replication = self.info(node, "replication")
