@@ -97,11 +97,11 @@ class Cluster:
 
     def role_and_state(self, node: str) -> tuple[str | None, str | None]:
         """ROLE and cluster_state of one node in a single `docker exec` (for tight polling)."""
-        cli = (f'REDISCLI_AUTH=$(sed -n "s/^requirepass //p" /etc/redis/secrets.conf) '
-               f"redis-cli --tls --cacert /etc/redis/tls/ca.crt -h {self.address[node]} -p 6379")
+        cli = f"redis-cli --tls --cacert /etc/redis/tls/ca.crt -h {self.address[node]} -p 6379"
+        script = ('REDISCLI_AUTH=$(sed -n "s/^requirepass //p" /etc/redis/secrets.conf); export REDISCLI_AUTH; '
+                  f"{cli} role | head -n 1; {cli} cluster info | grep '^cluster_state:'")
         try:
-            out = exec_in(node, "sh", "-c", f"export {cli.split(' ', 1)[0]}; {cli.split(' ', 1)[1]} role | head -n 1; "
-                          f"{cli.split(' ', 1)[1]} cluster info | grep '^cluster_state:'", check=False, timeout=10)
+            out = exec_in(node, "sh", "-c", script, check=False, timeout=10)
         except Exception:  # noqa: BLE001 - a timeout under load is one more poll
             return None, None
         lines = [line.strip() for line in out.splitlines()]
