@@ -22,15 +22,17 @@ alone_and_empty() {
 }
 wait_until_whole() {
     expected=$(echo $NODES | wc -w)
+    replicas=$((MASTERS * REPLICAS_PER_MASTER))
     for _ in $(seq 1 60); do
         info=$(on "$1" cluster info)
-        if [ "$(echo "$info" | field cluster_state)" = ok ] && [ "$(echo "$info" | field cluster_known_nodes)" = "$expected" ]; then
+        if [ "$(echo "$info" | field cluster_state)" = ok ] && [ "$(echo "$info" | field cluster_known_nodes)" = "$expected" ] &&
+            [ "$(on "$1" cluster nodes | grep -c slave)" -ge "$replicas" ]; then
             echo "$2"; echo "$info" | grep -E '^cluster_(state|slots_assigned|known_nodes|size)'
             return 0
         fi
         sleep 1
     done
-    refuse "cluster changed but not ok with $expected nodes after 60 s: check \`redis-cli --cluster check $1\`"
+    refuse "cluster changed but not ok with $expected nodes and $replicas replicas after 60 s: check \`redis-cli --cluster check $1\`"
 }
 
 for node in $NODES; do

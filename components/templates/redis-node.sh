@@ -10,7 +10,7 @@
 #                      is linked to its master with the initial sync done. So the next node of a
 #                      rolling change is only touched once this one has rejoined.
 set -u
-CONF=/etc/redis/redis.conf
+CONF=${REDIS_NODE_CONF:-/etc/redis/redis.conf}  # overridden only by tests/config
 CA=/etc/redis/tls/ca.crt
 HANDOVER_SECONDS=15
 
