@@ -25,15 +25,15 @@ self() { cli -h "$address" -p "$port" "$@"; }
 field() { sed -n "s/^$1:\\(.*\\)$/\\1/p"; }
 
 ready() {
-    info=$(self cluster info)
+    # One connection for both answers: the check must stay cheap on a busy host.
+    info=$(printf 'CLUSTER INFO\nINFO replication\n' | self)
     case $(printf '%s\n' "$info" | field cluster_state) in
         ok)
-            replication=$(self info replication)
-            case $(printf '%s\n' "$replication" | field role) in
+            case $(printf '%s\n' "$info" | field role) in
                 master) return 0 ;;
                 slave)
-                    [ "$(printf '%s\n' "$replication" | field master_link_status)" = up ] &&
-                        [ "$(printf '%s\n' "$replication" | field master_sync_in_progress)" = 0 ]
+                    [ "$(printf '%s\n' "$info" | field master_link_status)" = up ] &&
+                        [ "$(printf '%s\n' "$info" | field master_sync_in_progress)" = 0 ]
                     return ;;
             esac
             return 1 ;;
