@@ -118,6 +118,19 @@ class Cluster:
             and self.info(node).get("cluster_state") == "ok"
         )
 
+    def whole(self) -> bool:
+        """One replica per master, each linked to its master, and every node sees the cluster ok
+        (the live stack runs replicas_per_master 1)."""
+        try:
+            pairs = self.pairs()
+        except AssertionError:
+            return False
+        return (
+            len(pairs) * 2 == len(self.names)
+            and all(self.rejoined_as_replica(replica) for replica in pairs.values())
+            and all(self.info(node).get("cluster_state") == "ok" for node in self.names)
+        )
+
 
 def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.25, what: str = "condition") -> tuple[T, float]:
     """Polls until `predicate` is truthy; returns its value and the seconds it took."""
