@@ -18,6 +18,7 @@ IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip
 TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
 SEGMENTS = ("dmz", "production", "database", "management")
 MAX_APP_SERVERS = 4  # the load balancer keeps this many server slots; the address plan has room for them
+REDIS_MAX_NODES = 9  # masters and replicas together: database-segment hosts .31-.39
 
 
 class ConfigError(Exception):
@@ -149,21 +150,45 @@ class Backups(Strict):
 
 
 class Redis(Strict):
-    nodes: int = Field(default=3, ge=3, le=9)
+    """A Redis Cluster. "Three nodes" in the platform's documents means three masters, the three
+    shards holding every key; each master gets `replicas_per_master` replicas that take over its
+    slots when it is lost. masters: 3, replicas_per_master: 1 is six containers."""
+
+    masters: int = Field(default=3, ge=3, le=REDIS_MAX_NODES)
+    replicas_per_master: int = Field(default=1, ge=0, le=2)
     maxmemory_mb: int = Field(default=128, ge=16)
     eviction_policy: Literal[
         "noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"
     ] = "allkeys-lru"
     resources: Resources = Resources(memory_mb=256, cpus=0.5)
 
+    @model_validator(mode="before")
+    @classmethod
+    def nodes_was_renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "nodes" in data:
+            raise ValueError(
+                f"'nodes' ({data['nodes']!r}) was renamed: it counted masters; write 'masters: {data['nodes']}' and "
+                "'replicas_per_master: 1' (a replica per master, so the cluster survives the loss of any one node)"
+            )
+        return data
+
     @model_validator(mode="after")
-    def maxmemory_fits(self) -> Redis:
+    def fits(self) -> Redis:
+        if self.node_count > REDIS_MAX_NODES:
+            raise ValueError(
+                f"masters ({self.masters}) x (1 + replicas_per_master ({self.replicas_per_master})) = {self.node_count} nodes; "
+                f"the address plan has room for {REDIS_MAX_NODES}: lower masters or replicas_per_master"
+            )
         # Headroom for the AOF rewrite fork and client buffers.
         if self.maxmemory_mb > self.resources.memory_mb * 0.8:
             raise ValueError(
                 f"maxmemory_mb ({self.maxmemory_mb}) must be at most 80% of resources.memory_mb ({self.resources.memory_mb})"
             )
         return self
+
+    @property
+    def node_count(self) -> int:
+        return self.masters * (1 + self.replicas_per_master)
 
 
 class Receiver(Strict):
@@ -217,6 +242,10 @@ class StackConfig(Strict):
     def prod_rules(self) -> StackConfig:
         if self.environment == "prod" and self.load_balancer.certificate.mode != "provided":
             raise ValueError("load_balancer.certificate.mode must be 'provided' in prod: set the CA-issued certificate as secret config")
+        if self.environment == "prod" and self.redis.replicas_per_master < 1:
+            raise ValueError(
+                "redis.replicas_per_master must be 1 or more in prod: without a replica, losing one master stops the whole cluster"
+            )
         return self
 
 

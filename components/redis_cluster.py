@@ -1,4 +1,4 @@
-"""The cache: a Redis cluster of (at least) three masters on the database segment."""
+"""The cache: a Redis Cluster on the database segment, three (or more) masters with a replica each."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ FIRST_HOST_NUMBER = 31
 FORMER_HOST_NUMBER = 49
 PASSWORD_LENGTH = 32
 CA_PATH = "/etc/redis/tls/ca.crt"
+NODE_SCRIPT = "/usr/local/bin/redis-node"
 # The one-shot job that forms the cluster needs little.
 FORMER_RESOURCES = Resources(memory_mb=64, cpus=0.25)
 
@@ -37,11 +38,18 @@ def secrets_conf(password: str) -> str:
 
 
 class RedisCluster(pulumi.ComponentResource):
-    """`nodes` Redis masters with TLS, a generated password, AOF on persistent volumes.
+    """`masters` Redis masters, each with `replicas_per_master` replicas, with TLS, a generated
+    password and AOF on persistent volumes.
 
-    Each node has a fixed address that it announces, so the cluster survives restarts. A
-    one-shot job forms the cluster during `pulumi up`; if it fails the deployment fails, and
-    running it again on a formed cluster changes nothing.
+    Every node has a fixed address that it announces and keeps nodes.conf on its volume, so a
+    node that returns (restart, re-creation) rejoins the same cluster, as a replica if its slots
+    were taken over meanwhile. A one-shot job forms the cluster during `pulumi up`; if it fails
+    the deployment fails, and running it again on a formed cluster changes nothing.
+
+    Rolling changes: each node depends on the one before it, so when a settings change replaces
+    the nodes, `pulumi up` replaces one at a time, and only after the previous one is healthy
+    again, which means it sees the cluster ok and, as a replica, has synced with its master. A
+    master being stopped first hands its slots to its replica (the `redis-node` entrypoint).
     """
 
     def __init__(
@@ -59,11 +67,15 @@ class RedisCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         plan = networks.plan
         self.password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child).result
-        secret_files = [
+        shared_files = [
             ConfigFile("/etc/redis/secrets.conf", self.password.apply(secrets_conf), secret=True),
             ConfigFile(CA_PATH, ca.cert_pem),
+            ConfigFile(NODE_SCRIPT, (TEMPLATE_DIR / "redis-node.sh").read_text(), executable=True),
         ]
-        self.addresses = [plan.host("database", FIRST_HOST_NUMBER + i) for i in range(args.nodes)]
+        node_script = ["/bin/sh", NODE_SCRIPT]
+        # Nodes 1..masters start as masters, the rest as their replicas; afterwards roles are
+        # runtime state (a failover swaps them) and nothing here depends on them.
+        self.addresses = [plan.host("database", FIRST_HOST_NUMBER + i) for i in range(args.node_count)]
         self.nodes: list[docker.Container] = []
         for index, address in enumerate(self.addresses, start=1):
             node = f"{name}-{index}"
@@ -79,19 +91,20 @@ class RedisCluster(pulumi.ComponentResource):
                 image=image,
                 resources=args.resources,
                 attachments=[Attachment(networks["database"], address)],
-                # PING over TLS without the password answers NOAUTH: the node is up and speaking TLS.
-                healthcheck=["sh", "-c", f"redis-cli --tls --cacert {CA_PATH} -h {address} -p {PORT} ping | grep -Eq 'PONG|NOAUTH'"],
-                command=["redis-server", "/etc/redis/redis.conf"],
+                healthcheck=[*node_script, "ready"],
+                entrypoint=[*node_script, "serve"],
                 files=[
                     ConfigFile("/etc/redis/redis.conf", render_redis_conf(args, node_name=node, announce_ip=address)),
                     ConfigFile("/etc/redis/tls/server.crt", cert.cert_pem),
                     ConfigFile("/etc/redis/tls/server.key", cert.key_pem, secret=True),
-                    *secret_files,
+                    *shared_files,
                 ],
                 volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
                 user="redis",
             )
-            self.nodes.append(service_container(node, node, name, spec, child))
+            # The chain that makes a replacement of every node a rolling one.
+            previous = pulumi.ResourceOptions(parent=self, depends_on=self.nodes[-1:])
+            self.nodes.append(service_container(node, node, name, spec, previous))
 
         node_list = " ".join(f"{a}:{PORT}" for a in self.addresses)
         former_spec = ServiceSpec(
@@ -102,7 +115,7 @@ class RedisCluster(pulumi.ComponentResource):
             healthcheck=None,
             one_shot=True,
             entrypoint=["/bin/sh", "/usr/local/bin/form-redis-cluster"],
-            envs=[f"NODES={node_list}"],
+            envs=[f"NODES={node_list}", f"MASTERS={args.masters}", f"REPLICAS_PER_MASTER={args.replicas_per_master}"],
             files=[
                 # The node IDs make this job run again whenever a node is re-created.
                 ConfigFile("/run/medisys/node-ids", pulumi.Output.all(*[n.id for n in self.nodes]).apply("\n".join)),

@@ -167,22 +167,35 @@ class Database:
 
 
 class Cache:
-    def __init__(self, settings):
-        import redis
-        from redis.cluster import ClusterNode, RedisCluster
+    """The Redis cluster as an optional cache: any failure of it degrades to the database.
 
-        self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
+    A lost master costs at most one client timeout per second: one retry after the client re-reads
+    the slot map (after a failover it points at the promoted replica), and after a failed call the
+    cache is skipped for SKIP_AFTER_FAILURE seconds, so requests never queue behind a dead node.
+    """
+
+    SKIP_AFTER_FAILURE = 1.0  # seconds
+
+    def __init__(self, settings, clock=time.monotonic):
+        from redis.backoff import NoBackoff
+        from redis.cluster import ClusterNode, RedisCluster
+        from redis.retry import Retry
+
         self._cls = RedisCluster
         self._kwargs = {
             "startup_nodes": [ClusterNode(h, p) for h, p in settings.redis_nodes],
             "username": settings.redis_username, "password": settings.redis_password,
-            "socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True,
+            # Redis answers in milliseconds; a node that does not answer within a second is lost.
+            "socket_timeout": 1, "socket_connect_timeout": 1, "decode_responses": True,
+            "retry": Retry(NoBackoff(), 1),
         }
         if settings.redis_tls:
             self._kwargs.update(ssl=True, ssl_ca_certs=settings.redis_ca_file,
                                 ssl_cert_reqs="required", ssl_check_hostname=True)
         self._client = None
         self._lock = threading.Lock()
+        self._clock = clock
+        self._skip_until = 0.0
 
     def _cluster(self):
         # Built on first use: the constructor talks to the cluster and fails if
@@ -192,17 +205,22 @@ class Cache:
                 self._client = self._cls(**self._kwargs)
             return self._client
 
-    def get(self, key):
+    def _call(self, operation):
+        if self._clock() < self._skip_until:
+            raise BackendUnavailable("redis: skipped for a moment after a failed call")
         try:
-            return self._cluster().get(key)
-        except self._errors as exc:
-            raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
+            return operation(self._cluster())
+        # Not only RedisError: the cluster client can raise others while it re-reads the slot map
+        # during a failover, and a cache must never fail a request.
+        except Exception as exc:
+            self._skip_until = self._clock() + self.SKIP_AFTER_FAILURE
+            raise BackendUnavailable(f"redis: {type(exc).__name__}: {first_line(exc)}") from exc
+
+    def get(self, key):
+        return self._call(lambda cluster: cluster.get(key))
 
     def set(self, key, value, ttl):
-        try:
-            self._cluster().set(key, value, ex=ttl)
-        except self._errors as exc:
-            raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
+        self._call(lambda cluster: cluster.set(key, value, ex=ttl))
 
     def check(self):
         """Return a list of {"node", "role", "ok", ...}; raises BackendUnavailable."""
@@ -216,11 +234,11 @@ class Cache:
                     state = rc.cluster_info(target_nodes=node).get("cluster_state")
                     entry["cluster_state"] = state
                     entry["ok"] = entry["ping"] and state == "ok"
-                except self._errors as exc:
+                except Exception as exc:  # one node's failure is part of the report
                     entry["error"] = first_line(exc)
                 nodes.append(entry)
             return nodes
-        except self._errors as exc:
+        except Exception as exc:
             raise BackendUnavailable(f"redis: {first_line(exc)}") from exc
 
     def close(self):

@@ -140,3 +140,45 @@ def test_reconnect_attempts_do_not_back_off_after_a_failover():
 
     steady_reconnect(types.SimpleNamespace(AttemptWithBackoff=Attempt))
     assert (Attempt.INITIAL_DELAY, Attempt.DELAY_BACKOFF) == (RECONNECT_DELAY, 1.0)
+# --- cache ---------------------------------------------------------------------------------------
+
+
+class FakeCluster:
+    def __init__(self, fail_with=None):
+        self.fail_with, self.calls, self.data = fail_with, 0, {}
+
+    def get(self, key):
+        self.calls += 1
+        if self.fail_with:
+            raise self.fail_with
+        return self.data.get(key)
+
+    def set(self, key, value, ex=None):
+        self.calls += 1
+        if self.fail_with:
+            raise self.fail_with
+        self.data[key] = value
+
+
+def make_cache(cluster, clock):
+    from medisys_app.backends import Cache
+
+    cache = object.__new__(Cache)
+    cache._client, cache._lock, cache._clock, cache._skip_until = cluster, __import__("threading").Lock(), clock, 0.0
+    return cache
+
+
+def test_any_cache_failure_is_backend_unavailable_and_skips_the_cache_for_a_moment():
+    now = [100.0]
+    cluster = FakeCluster(fail_with=KeyError("slot map changed under the client"))
+    cache = make_cache(cluster, lambda: now[0])
+    with pytest.raises(BackendUnavailable, match="KeyError"):
+        cache.get("note:1")
+    # Within the pause the dead cluster is not asked again: no request waits for its timeouts.
+    with pytest.raises(BackendUnavailable, match="skipped"):
+        cache.set("note:1", "x", 60)
+    assert cluster.calls == 1
+    now[0] += cache.SKIP_AFTER_FAILURE
+    cluster.fail_with = None
+    cache.set("note:1", "x", 60)
+    assert cache.get("note:1") == "x" and cluster.calls == 3

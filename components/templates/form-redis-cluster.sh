@@ -1,33 +1,79 @@
 #!/bin/sh
-# One-shot: joins the nodes into one cluster. Harmless to run again: an existing healthy cluster
-# is left alone, and a cluster is only created from nodes that are still empty and alone.
+# One-shot: joins $NODES into one cluster of $MASTERS masters with $REPLICAS_PER_MASTER replicas
+# each. Harmless to run again:
+# - a healthy cluster that has every node is left alone ("cluster already formed");
+# - nodes that are still empty and alone join a healthy cluster as replicas (for example after
+#   replicas_per_master went from 0 to 1, or a node lost its volume);
+# - a cluster is only created from nodes that are all still empty and alone;
+# - anything else (a node of another or an unhealthy cluster, a change of the number of
+#   masters, which needs resharding) is refused with what to do, and fails `pulumi up`.
 set -eu
 REDISCLI_AUTH=$(cat /run/secrets/redis_password)
 export REDISCLI_AUTH
+# cli keeps redis-cli's exit status (the --cluster commands); on() strips INFO's carriage returns.
 cli() { redis-cli --tls --cacert /etc/redis/tls/ca.crt "$@"; }
-first=${NODES%% *}
-host=${first%:*}
-port=${first#*:}
+on() { _at=$1; shift; cli -h "${_at%:*}" -p "${_at#*:}" "$@" | tr -d '\r'; }
+field() { sed -n "s/^$1:\\(.*\\)$/\\1/p"; }
+refuse() { echo "$*" >&2; exit 1; }
+alone_and_empty() {
+    info=$(on "$1" cluster info)
+    [ "$(echo "$info" | field cluster_known_nodes)" = 1 ] && [ "$(echo "$info" | field cluster_slots_assigned)" = 0 ] &&
+        [ "$(on "$1" dbsize)" = 0 ]
+}
+wait_until_whole() {
+    expected=$(echo $NODES | wc -w)
+    replicas=$((MASTERS * REPLICAS_PER_MASTER))
+    for _ in $(seq 1 60); do
+        info=$(on "$1" cluster info)
+        if [ "$(echo "$info" | field cluster_state)" = ok ] && [ "$(echo "$info" | field cluster_known_nodes)" = "$expected" ] &&
+            [ "$(on "$1" cluster nodes | grep -c slave)" -ge "$replicas" ]; then
+            echo "$2"; echo "$info" | grep -E '^cluster_(state|slots_assigned|known_nodes|size)'
+            return 0
+        fi
+        sleep 1
+    done
+    refuse "cluster changed but not ok with $expected nodes and $replicas replicas after 60 s: check \`redis-cli --cluster check $1\`"
+}
+
 for node in $NODES; do
-    until cli -h "${node%:*}" -p "${node#*:}" ping >/dev/null 2>&1; do sleep 1; done
+    until on "$node" ping >/dev/null 2>&1; do sleep 1; done
 done
-info=$(cli -h "$host" -p "$port" cluster info)
-if echo "$info" | grep -q '^cluster_state:ok'; then
-    echo "cluster already formed:"; echo "$info" | grep -E '^cluster_(state|slots_assigned|known_nodes|size)'
+
+healthy=""
+for node in $NODES; do
+    if [ "$(on "$node" cluster info | field cluster_state)" = ok ]; then healthy=$node; break; fi
+done
+
+if [ -n "$healthy" ]; then
+    members=$(on "$healthy" cluster nodes)
+    joiners=""
+    for node in $NODES; do
+        id=$(on "$node" cluster myid)
+        if echo "$members" | grep -q "^$id "; then continue; fi
+        alone_and_empty "$node" ||
+            refuse "node $node is not part of the cluster of $healthy and not empty and alone: repair it by hand (redis-cli --cluster fix, or CLUSTER RESET on a node whose data is expendable)"
+        joiners="$joiners $node"
+    done
+    if [ -z "$joiners" ]; then
+        echo "cluster already formed:"; on "$healthy" cluster info | grep -E '^cluster_(state|slots_assigned|known_nodes|size)'
+        exit 0
+    fi
+    masters=$(echo "$members" | awk '$3 ~ /master/ && $3 !~ /fail/ && NF > 8' | wc -l)
+    [ "$masters" = "$MASTERS" ] ||
+        refuse "the cluster has $masters masters with slots, the configuration asks for $MASTERS: changing the number of masters needs resharding by hand (redis-cli --cluster add-node, then --cluster rebalance)"
+    for node in $joiners; do
+        echo "adding $node as a replica"
+        cli --cluster add-node "$node" "$healthy" --cluster-slave
+    done
+    wait_until_whole "$healthy" "replicas added"
     exit 0
 fi
+
 for node in $NODES; do
-    known=$(cli -h "${node%:*}" -p "${node#*:}" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')
-    if [ "$known" != "1" ]; then
-        echo "node $node already belongs to a cluster that is not healthy: repair it by hand (redis-cli --cluster fix)" >&2
-        exit 1
-    fi
+    alone_and_empty "$node" ||
+        refuse "node $node already belongs to a cluster that is not healthy: repair it by hand (redis-cli --cluster fix)"
 done
+first=${NODES%% *}
 # shellcheck disable=SC2086
-cli --cluster create $NODES --cluster-replicas 0 --cluster-yes
-for _ in $(seq 1 30); do
-    cli -h "$host" -p "$port" cluster info | grep -q '^cluster_state:ok' && { echo "cluster formed"; exit 0; }
-    sleep 1
-done
-echo "cluster created but not ok after 30 s" >&2
-exit 1
+cli --cluster create $NODES --cluster-replicas "$REPLICAS_PER_MASTER" --cluster-yes
+wait_until_whole "$first" "cluster formed"

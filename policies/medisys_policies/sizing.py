@@ -1,5 +1,5 @@
-"""Sizing and capacity: app server count, a PostgreSQL replica, Redis cluster masters, and
-resource limits per container. Counts are stack policies (they need every resource)."""
+"""Sizing and capacity: app server count, a PostgreSQL replica, Redis cluster masters and a
+replica for each, and resource limits per container. Counts are stack policies (they need every resource)."""
 
 from __future__ import annotations
 
@@ -77,25 +77,44 @@ def _cluster_enabled(node: Resource) -> bool | None:
     return (parse_redis_conf(text).value("cluster-enabled") or "no").lower() == "yes"
 
 
+FORMER_ROLE: Final = "redis-cluster-init"
+REPLICAS_ENV: Final = "REPLICAS_PER_MASTER"
+
+
+def _replicas_per_master(resources: list[Resource]) -> int | None:
+    """The replicas per master the cluster-forming job creates (its REPLICAS_PER_MASTER env);
+    None when there is no such job or the value cannot be read."""
+    for former in containers(resources, FORMER_ROLE):
+        try:
+            value = former.env_value(REPLICAS_ENV)
+        except UnknownValueError:
+            return None
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
 @stack_policy(
     "sizing-redis-cluster-masters",
-    description="Redis runs as a cluster of at least minRedisMasters nodes with "
-    "cluster-enabled yes.",
+    description="Redis runs as a cluster of at least minRedisMasters masters (nodes divided by "
+    "1 + replicas per master) with cluster-enabled yes.",
     severity=Severity.HIGH,
     fail_closed=False,
     hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minRedisMasters={"type": "integer", "minimum": 3, "default": 3}),
-    remediation="Run at least three redis containers with 'cluster-enabled yes'.",
+    remediation="Run at least three Redis masters (medisys:redis.masters) with 'cluster-enabled yes'.",
 )
 def redis_cluster_masters(
     resources: list[Resource], settings: Settings, reporter: Reporter
 ) -> None:
     minimum = settings.integer("minRedisMasters")
     nodes = _long_running(resources, "redis")
-    if len(nodes) < minimum:
+    masters = len(nodes) // (1 + (_replicas_per_master(resources) or 0))
+    if masters < minimum:
         reporter.violation(
-            f"runs {len(nodes)} Redis node(s); a cluster needs at least {minimum} masters",
-            f"set the Redis node count to {minimum} or more",
+            f"runs {len(nodes)} Redis node(s), {masters} master(s); a cluster needs at least "
+            f"{minimum} masters",
+            f"set medisys:redis.masters to {minimum} or more",
         )
     for node in nodes:
         if _cluster_enabled(node) is False:
@@ -104,6 +123,47 @@ def redis_cluster_masters(
                 "set 'cluster-enabled yes' on every Redis node",
                 about=node,
             )
+
+
+@stack_policy(
+    "sizing-redis-replica-per-master",
+    description="The Redis cluster is formed with at least minReplicasPerMaster replicas per "
+    "master, and runs every node that takes, so losing any one node keeps the cluster ok.",
+    severity=Severity.HIGH,
+    fail_closed=False,
+    hipaa="164.308(a)(7)(ii)(B)",
+    config=schema(minReplicasPerMaster={"type": "integer", "minimum": 0, "default": 1}),
+    remediation="Set medisys:redis.replicas_per_master to 1 or more.",
+)
+def redis_replica_per_master(
+    resources: list[Resource], settings: Settings, reporter: Reporter
+) -> None:
+    minimum = settings.integer("minReplicasPerMaster")
+    if minimum == 0:
+        return
+    replicas = _replicas_per_master(resources)
+    if replicas is None:
+        if containers(resources, "redis"):
+            reporter.violation(
+                f"has no {FORMER_ROLE} job stating {REPLICAS_ENV}, so nothing shows that each "
+                "Redis master has a replica",
+                f"form the cluster with the {FORMER_ROLE} job of components/redis_cluster.py",
+            )
+        return
+    if replicas < minimum:
+        reporter.violation(
+            f"forms the Redis cluster with {replicas} replica(s) per master; at least {minimum} "
+            "required, or losing one master stops the whole cluster",
+            f"set medisys:redis.replicas_per_master to {minimum} or more",
+        )
+        return
+    nodes = len(_long_running(resources, "redis"))
+    if nodes % (1 + replicas) or nodes == 0:
+        reporter.violation(
+            f"runs {nodes} Redis node(s), not a whole number of masters with {replicas} "
+            "replica(s) each, so some master lacks its replica",
+            "run masters x (1 + replicas_per_master) Redis nodes (medisys:redis)",
+        )
 
 
 _LIMIT_SCHEMA: Final = {
@@ -221,6 +281,7 @@ POLICIES = [
     app_server_count,
     postgres_replica_present,
     redis_cluster_masters,
+    redis_replica_per_master,
     container_limits,
     redis_maxmemory,
 ]

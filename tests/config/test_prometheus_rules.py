@@ -89,7 +89,7 @@ def test_the_expected_alerts_exist() -> None:
     expected = {
         "AppServerDown", "AppServersDegraded", "TargetDown", "HighErrorRate", "LoadBalancerHighErrorRate",
         "HighLatencyP95", "HighMemoryUsage", "DiskAlmostFull", "DatabaseConnectionFailures",
-        "AppDatabaseHealthFailing", "ReplicationLagHigh", "RedisClusterNotOk", "BackupTooOld",
+        "AppDatabaseHealthFailing", "ReplicationLagHigh", "RedisClusterNotOk", "RedisNodeDown", "RedisMasterWithoutReplica", "BackupTooOld",
         "BackupMissing", "BackupRunFailed", "CertificateExpiringSoon",
     }
     assert expected <= names, f"missing alerts: {sorted(expected - names)}"

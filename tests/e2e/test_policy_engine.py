@@ -27,6 +27,7 @@ VARIANTS = {
     "failover-disabled": ({}, "postgres-automatic-failover"),
     "no-replica": ({}, "sizing-postgres-replica-present"),
     "asynchronous-replication": ({}, "postgres-synchronous-replication"),
+    "redis-without-replicas": ({}, "sizing-redis-replica-per-master"),
 }
 
 

@@ -1,27 +1,28 @@
-"""Cache tier, live: one healthy cluster over three masters, TLS and a password for every client."""
+"""Cache tier, live: one healthy cluster of three masters with a replica each, TLS and a password
+for every client, and a full restart that brings the same cluster back."""
 
 from __future__ import annotations
 
-import json
+import time
 import uuid
 
 from tests.live.probes import docker, exec_in, redis_cli
+from tests.live.redis_cluster import Cluster, database_address, wait_until
 
 
-def database_address(container: str) -> str:
-    networks = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container))
-    (address,) = [n["IPAddress"] for name, n in networks.items() if name.endswith("-database")]
-    return address
-
-
-def test_cluster_is_ok_with_every_slot_over_three_masters(deployment):
+def test_cluster_is_ok_with_every_slot_over_three_masters_each_with_a_replica(deployment):
     node = deployment.roles["redis"][0]
     info = redis_cli(node, database_address(node), "cluster", "info")
     assert "cluster_state:ok" in info
     assert "cluster_slots_assigned:16384" in info and "cluster_slots_ok:16384" in info
-    assert "cluster_size:3" in info
-    masters = [line for line in redis_cli(node, database_address(node), "cluster", "nodes").splitlines() if "master" in line]
-    assert len(masters) == 3
+    assert "cluster_size:3" in info and "cluster_known_nodes:6" in info
+    cluster = Cluster(deployment)
+    members = cluster.members(node)
+    masters = [m for m in members if m.is_master]
+    assert len(masters) == 3 and all(m.slots for m in masters)
+    pairs = cluster.pairs(node)
+    assert sorted(pairs) == sorted(cluster.name_of[m.address] for m in masters)
+    assert len(set(pairs.values())) == 3 and not set(pairs.values()) & set(pairs)
 
 
 def test_key_written_through_one_node_is_read_back_through_the_cluster(deployment):
@@ -61,22 +62,19 @@ def test_nodes_persist_with_aof_and_bounded_memory(deployment):
 
 def test_cluster_recovers_after_every_node_restarts(deployment):
     """Nodes keep their fixed announced addresses and nodes.conf on their volumes, so a full
-    restart brings the same cluster back (the failure users of other charts hit)."""
-    import time
-
-    nodes = deployment.roles["redis"]
-    before = sorted(line.split()[0] for line in redis_cli(nodes[0], database_address(nodes[0]), "cluster", "nodes").splitlines())
+    restart of all six brings the same cluster back (the failure users of other charts hit):
+    same members, every key, three masters each with a linked replica again."""
+    cluster = Cluster(deployment)
+    nodes = cluster.names
+    before = sorted(m.id for m in cluster.members(nodes[0]))
     key, value = f"survivor:{uuid.uuid4()}", str(uuid.uuid4())
-    assert redis_cli(nodes[0], database_address(nodes[0]), "-c", "set", key, value) == "OK"
-    docker("restart", *nodes)
-    deadline = time.monotonic() + 60
-    info = ""
-    while time.monotonic() < deadline:
-        info = redis_cli(nodes[-1], database_address(nodes[-1]), "cluster", "info", check=False)
-        if "cluster_state:ok" in info:
-            break
-        time.sleep(1)
-    assert "cluster_state:ok" in info
-    after = sorted(line.split()[0] for line in redis_cli(nodes[0], database_address(nodes[0]), "cluster", "nodes").splitlines())
-    assert after == before
-    assert redis_cli(nodes[-1], database_address(nodes[-1]), "-c", "get", key) == value
+    assert cluster.cli(nodes[0], "-c", "set", key, value) == "OK"
+    started = time.monotonic()
+    docker("restart", *nodes, timeout=300)
+    _, seconds = wait_until(lambda: all(cluster.info(n).get("cluster_state") == "ok" for n in nodes), 90, what="cluster ok on every node")
+    print(f"full restart of {len(nodes)} Redis nodes: cluster ok on every node {time.monotonic() - started:.1f} s after `docker restart`")
+    assert sorted(m.id for m in cluster.members(nodes[0])) == before
+    assert cluster.cli(nodes[-1], "-c", "get", key) == value
+    pairs, _ = wait_until(lambda: (lambda p: p if len(p) == 3 else None)(cluster.pairs()), 60, what="three master/replica pairs")
+    for replica in pairs.values():
+        wait_until(lambda r=replica: cluster.rejoined_as_replica(r), 60, what=f"{replica} linked to its master")

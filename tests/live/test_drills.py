@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.live.conftest import ROOT
+from tests.live.redis_cluster import Cluster
 from tests.support.load import LoadGenerator
 
 WHOLE_WITHIN_SECONDS = 120
@@ -59,12 +60,30 @@ class Drill:
     allowed_failures: int | None = CLIENTS
 
 
+_clusters: dict[str, Cluster] = {}
+
+
+def redis(deployment) -> Cluster:
+    """The deployment's Redis nodes and addresses, looked up once."""
+    if deployment.prefix not in _clusters:
+        _clusters[deployment.prefix] = Cluster(deployment)
+    return _clusters[deployment.prefix]
+
+
 DRILLS = [
     Drill("load balancer", lambda d: d.one("load-balancer"), allowed_failures=None),
     Drill("app server", lambda d: d.roles["app"][0]),
     Drill("prometheus", lambda d: d.one("prometheus"), allowed_failures=0),
     Drill("alertmanager", lambda d: d.one("alertmanager"), allowed_failures=0),
     Drill("backup agent", lambda d: d.one("postgres-backup"), allowed_failures=0),
+    # The cache never fails a request. Whole: the node is running and healthy again (its health
+    # check passes only once it sees the cluster ok and, as a replica, has synced) and every master
+    # has a linked replica. A crashed master restarted by Docker within cluster-node-timeout may
+    # keep its role; otherwise its replica took over and it came back as the replica.
+    Drill("redis master", lambda d: sorted(redis(d).pairs())[0],
+          whole=lambda d, c: healthy(c) and redis(d).whole(), allowed_failures=0),
+    Drill("redis replica", lambda d: (lambda pairs: pairs[sorted(pairs)[-1]])(redis(d).pairs()),
+          whole=lambda d, c: healthy(c) and redis(d).whole(), allowed_failures=0),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -41,10 +42,15 @@ def test_exporters_see_what_they_measure(deployment):
     prometheus = deployment.one("prometheus")
 
     def value(query: str) -> list[float]:
-        return [float(r["value"][1]) for r in prometheus_api(prometheus, f"/api/v1/query?query={query}")["result"]]
+        return [float(r["value"][1]) for r in prometheus_api(prometheus, f"/api/v1/query?query={quote(query, safe='')}")["result"]]
 
     wait_for(lambda: value("pg_up") == [1.0, 1.0], 90, what="pg_up on primary and replica")
-    wait_for(lambda: value("redis_cluster_state") == [1.0, 1.0, 1.0], 90, what="redis_cluster_state on every node")
+    redis_nodes = len(deployment.roles["redis"])
+    wait_for(lambda: value("redis_cluster_state") == [1.0] * redis_nodes, 90, what="redis_cluster_state on every node")
+    # Masters and replicas are each scraped: three of each, every master with a connected replica.
+    wait_for(lambda: len(value('redis_instance_info{role="master"}')) == redis_nodes // 2, 60, what="the masters' role info")
+    assert len(value('redis_instance_info{role="slave"}')) == redis_nodes // 2
+    assert value('redis_connected_slaves and on (instance) redis_instance_info{role="master"}') == [1.0] * (redis_nodes // 2)
     wait_for(lambda: value("probe_success") == [1.0], 90, what="the edge certificate probe")
     assert value("probe_ssl_earliest_cert_expiry")[0] > time.time() + 14 * 86400
 
@@ -52,7 +58,7 @@ def test_exporters_see_what_they_measure(deployment):
 def test_rule_files_are_loaded(deployment):
     groups = prometheus_api(deployment.one("prometheus"), "/api/v1/rules")["groups"]
     alerts = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
-    assert {"AppServerDown", "HighErrorRate", "HighLatencyP95", "ReplicationLagHigh", "RedisClusterNotOk", "BackupTooOld",
+    assert {"AppServerDown", "HighErrorRate", "HighLatencyP95", "ReplicationLagHigh", "RedisClusterNotOk", "RedisNodeDown", "RedisMasterWithoutReplica", "BackupTooOld",
             "CertificateExpiringSoon", "DiskAlmostFull", "HighMemoryUsage", "DatabaseConnectionFailures"} <= alerts
 
 

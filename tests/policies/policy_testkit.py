@@ -254,6 +254,7 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
     if role == "redis-cluster-init":
         props["restart"] = "no"
         props.pop("healthcheck")
+        props["envs"] = props["envs"] + ["MASTERS=3", "REPLICAS_PER_MASTER=1"]
     if role == "app":
         props["envs"] = props["envs"] + [
             "DATABASE_URL=postgresql://app@medisys-prod-pg-proxy:5432/medisys?sslmode=verify-full",
@@ -321,7 +322,8 @@ def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
         resources.append((CONTAINER, f"pg-{index}", container("postgres", f"{PREFIX}-pg-{index}")))
     for index in (1, 2, 3):
         resources.append((CONTAINER, f"etcd-{index}", container("etcd", f"{PREFIX}-pg-etcd-{index}")))
-    for index in (1, 2, 3):
+    # Three masters with a replica each.
+    for index in range(1, 7):
         resources.append(
             (CONTAINER, f"redis-{index}", container("redis", f"{PREFIX}-redis-{index}"))
         )

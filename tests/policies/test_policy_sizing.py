@@ -16,6 +16,7 @@ from policy_testkit import (
 APPS = kit.policy_named("sizing-app-server-count")
 REPLICA = kit.policy_named("sizing-postgres-replica-present")
 MASTERS = kit.policy_named("sizing-redis-cluster-masters")
+REPLICAS = kit.policy_named("sizing-redis-replica-per-master")
 LIMITS = kit.policy_named("sizing-container-limits")
 MAXMEMORY = kit.policy_named("sizing-redis-maxmemory")
 
@@ -25,7 +26,7 @@ def texts(found: list[tuple[str, str | None]]) -> list[str]:
 
 
 def test_baseline_stack_passes_the_count_policies() -> None:
-    for policy in (APPS, REPLICA, MASTERS):
+    for policy in (APPS, REPLICA, MASTERS, REPLICAS):
         assert run_stack(policy, baseline_stack()) == [], policy.name
 
 
@@ -52,9 +53,48 @@ def test_missing_replica_fails() -> None:
     assert_violation(texts(found), "prod", "1 PostgreSQL member(s), so 0 PostgreSQL replica", "medisys:postgres.replicas")
 
 
-def test_two_redis_nodes_are_not_a_cluster() -> None:
-    found = run_stack(MASTERS, without(baseline_stack(), "redis-3"))
-    assert_violation(texts(found), "prod", "2 Redis node", "at least 3")
+def test_two_masters_are_not_a_cluster() -> None:
+    found = run_stack(MASTERS, without(baseline_stack(), "redis-5", "redis-6"))
+    assert_violation(texts(found), "prod", "4 Redis node(s), 2 master(s)", "at least 3")
+
+
+def test_masters_are_nodes_divided_by_one_plus_replicas() -> None:
+    stack = [
+        (t, n, container("redis-cluster-init", envs=["MASTERS=2", "REPLICAS_PER_MASTER=2"]))
+        if n == "redis-cluster-init" else (t, n, p)
+        for t, n, p in baseline_stack()
+    ]
+    assert_violation(texts(run_stack(MASTERS, stack)), "prod", "6 Redis node(s), 2 master(s)")
+
+
+def with_former_env(envs: list[str]) -> list:
+    return [
+        (t, n, container("redis-cluster-init", envs=envs)) if n == "redis-cluster-init" else (t, n, p)
+        for t, n, p in baseline_stack()
+    ]
+
+
+def test_three_masters_without_replicas_fail_the_replica_policy() -> None:
+    stack = without(with_former_env(["MASTERS=3", "REPLICAS_PER_MASTER=0"]), "redis-4", "redis-5", "redis-6")
+    assert run_stack(MASTERS, stack) == []
+    found = run_stack(REPLICAS, stack)
+    message = assert_violation(texts(found), "prod", "0 replica(s) per master", "at least 1")
+    assert "replicas_per_master" in message
+
+
+def test_a_missing_replica_node_fails_the_replica_policy() -> None:
+    found = run_stack(REPLICAS, without(baseline_stack(), "redis-6"))
+    assert_violation(texts(found), "prod", "5 Redis node(s)", "some master lacks its replica")
+
+
+def test_a_cluster_without_a_forming_job_cannot_show_its_replicas() -> None:
+    found = run_stack(REPLICAS, without(baseline_stack(), "redis-cluster-init"))
+    assert_violation(texts(found), "prod", "REPLICAS_PER_MASTER")
+
+
+def test_replicas_per_master_minimum_comes_from_config() -> None:
+    stack = without(with_former_env(["MASTERS=3", "REPLICAS_PER_MASTER=0"]), "redis-4", "redis-5", "redis-6")
+    assert run_stack(REPLICAS, stack, config={"minReplicasPerMaster": 0}) == []
 
 
 def test_redis_node_without_cluster_mode_fails() -> None:
@@ -70,7 +110,7 @@ def test_redis_node_without_cluster_mode_fails() -> None:
 
 
 def test_cluster_init_container_is_not_a_master() -> None:
-    stack = without(baseline_stack(), "redis-3")
+    stack = without(baseline_stack(), "redis-5", "redis-6")
     assert any(n == "redis-cluster-init" for _, n, _ in stack)
     assert run_stack(MASTERS, stack) != []
 

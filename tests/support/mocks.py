@@ -62,6 +62,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[Registered] = []
+        self.dependencies: dict[str, list[str]] = {}  # filled by record(): name -> URNs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: set[str] = set()
@@ -83,9 +84,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def record(build: Any, stack: str = "dev") -> RecordingMocks:
-    """Runs `build` under fresh mocks and returns what it registered once every RPC has finished."""
+    """Runs `build` under fresh mocks and returns what it registered once every RPC has finished,
+    with each resource's explicit and implicit dependencies (URNs) as sent to the engine."""
+    from pulumi.runtime.mocks import MockMonitor
+
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="medisys-platform", stack=stack, preview=False)
+    monitor = MockMonitor(mocks)
+    register = monitor.RegisterResource
+
+    def capture(request: Any) -> Any:
+        mocks.dependencies[request.name] = list(request.dependencies)
+        return register(request)
+
+    monitor.RegisterResource = capture  # type: ignore[method-assign]
+    pulumi.runtime.set_mocks(mocks, project="medisys-platform", stack=stack, preview=False, monitor=monitor)
 
     @pulumi.runtime.test
     def program() -> None:

@@ -26,7 +26,7 @@ LIVE_OVERRIDES: dict[str, Any] = {
     # Prod's replication mode (synchronous), so the failover drill proves prod's 0-loss bar.
     "postgres": {"replicas": 1, "resources": {"memory_mb": 512, "cpus": 0.5}, "failover": {"synchronous": True}},
     "backups": {"retention_days": 7},
-    "redis": {"nodes": 3, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
+    "redis": {"masters": 3, "replicas_per_master": 1, "maxmemory_mb": 96, "resources": {"memory_mb": 128, "cpus": 0.25}},
     "monitoring": {"retention": "1d"},
 }
 

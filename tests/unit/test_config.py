@@ -28,7 +28,29 @@ def test_app_server_count_outside_two_to_four_is_refused(count):
 
 
 def test_a_redis_cluster_needs_three_masters():
-    assert "medisys:redis.nodes" in error_for({"redis": {"nodes": 2}})
+    assert "medisys:redis.masters" in error_for({"redis": {"masters": 2}})
+
+
+def test_redis_defaults_to_three_masters_with_a_replica_each():
+    redis = config.load({"environment": "dev"}, "dev").redis
+    assert (redis.masters, redis.replicas_per_master, redis.node_count) == (3, 1, 6)
+
+
+def test_the_old_redis_nodes_setting_is_refused_with_its_new_names():
+    message = error_for({"redis": {"nodes": 3}})
+    assert "medisys:redis" in message and "'masters: 3'" in message and "'replicas_per_master: 1'" in message
+
+
+def test_redis_nodes_beyond_the_address_plan_are_refused():
+    message = error_for({"redis": {"masters": 5, "replicas_per_master": 1}})
+    assert "medisys:redis" in message and "10 nodes" in message and "room for 9" in message
+
+
+def test_prod_requires_a_redis_replica_per_master():
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}},
+                     "redis": {"replicas_per_master": 0}}, "prod")
+    assert "redis.replicas_per_master must be 1 or more in prod" in str(caught.value)
 
 
 def test_redis_maxmemory_must_leave_headroom_in_the_container():
@@ -61,9 +83,9 @@ def test_prod_requires_a_provided_edge_certificate():
 
 
 def test_every_problem_is_reported_at_once():
-    message = error_for({"app": {"count": 9}, "redis": {"nodes": 1}, "backups": {"retention_days": 0}, "postgres": {"replicas": 0}})
+    message = error_for({"app": {"count": 9}, "redis": {"masters": 1}, "backups": {"retention_days": 0}, "postgres": {"replicas": 0}})
     assert "4 problem(s)" in message
-    for field in ("medisys:app.count", "medisys:redis.nodes", "medisys:backups.retention_days", "medisys:postgres.replicas"):
+    for field in ("medisys:app.count", "medisys:redis.masters", "medisys:backups.retention_days", "medisys:postgres.replicas"):
         assert field in message
 
 

@@ -96,7 +96,7 @@ def test_app_servers_get_connection_settings_and_passwords_as_secret_files(dev):
     # The leader-following endpoint: writes on 5432 reach the leader, reads on 5433 the replicas.
     assert (env["DB_PRIMARY_HOST"], env["DB_PORT"]) == ("10.0.2.5", "5432")
     assert (env["DB_REPLICA_HOSTS"], env["DB_REPLICA_PORT"]) == ("10.0.2.5", "5433")
-    assert env["REDIS_NODES"] == "10.0.2.31:6379,10.0.2.32:6379,10.0.2.33:6379"
+    assert env["REDIS_NODES"] == ",".join(f"10.0.2.{n}:6379" for n in range(31, 37))
     assert env["DB_SSLMODE"] == "verify-full"
     assert "uploads" in apps[0].secret_paths
     assert {"/run/secrets/db_password", "/run/secrets/redis_password"} <= set(uploads_of(apps[0]))
@@ -261,16 +261,40 @@ def test_every_generated_password_is_long_enough(dev):
 
 def test_redis_nodes_announce_fixed_addresses_and_include_the_secret_password(dev):
     nodes = containers(dev, "redis")
+    assert len(nodes) == 6  # three masters, a replica each
     for index, node in enumerate(nodes, start=1):
         conf = uploads_of(node)["/etc/redis/redis.conf"]
         assert f"cluster-announce-ip 10.0.2.{30 + index}" in conf and "port 0" in conf and "include /etc/redis/secrets.conf" in conf
+        assert "cluster-config-file /data/nodes.conf" in conf
+        assert node.inputs["volumes"][0]["containerPath"] == "/data"
         assert "uploads" in node.secret_paths
+
+
+def test_redis_nodes_run_the_handover_entrypoint_and_the_rejoin_health_check(dev):
+    for node in containers(dev, "redis"):
+        assert node.inputs["entrypoints"] == ["/bin/sh", "/usr/local/bin/redis-node", "serve"]
+        assert node.inputs["healthcheck"]["tests"] == ["CMD", "/bin/sh", "/usr/local/bin/redis-node", "ready"]
+        assert "CLUSTER FAILOVER" in uploads_of(node)["/usr/local/bin/redis-node"]
+        # docker stop waits long enough for the handover (at most 15 s) and Redis' own shutdown.
+        assert node.inputs["stopTimeout"] >= 30 and node.inputs["destroyGraceSeconds"] >= 30
+
+
+def test_each_redis_node_depends_on_the_one_before_so_replacements_roll(dev):
+    # Pulumi registers a resource only once its dependencies are done, so a settings change
+    # that replaces every node replaces them one after the other.
+    nodes = [n.name for n in containers(dev, "redis")]
+    redis_deps = {name: [u.rsplit("::", 1)[-1] for u in dev.dependencies[name] if "container:Container::" in u] for name in nodes}
+    assert redis_deps[nodes[0]] == []
+    for previous, node in zip(nodes, nodes[1:]):
+        assert redis_deps[node] == [previous], node
 
 
 def test_cluster_forming_job_is_one_shot_and_waits_for_its_result(dev):
     former = only(dev, "redis-cluster-init")
     assert former.inputs["attach"] is True and former.inputs["mustRun"] is False and former.inputs["restart"] == "no"
-    assert envs_of(former)["NODES"] == "10.0.2.31:6379 10.0.2.32:6379 10.0.2.33:6379"
+    env = envs_of(former)
+    assert env["NODES"] == " ".join(f"10.0.2.{n}:6379" for n in range(31, 37))
+    assert (env["MASTERS"], env["REPLICAS_PER_MASTER"]) == ("3", "1")
 
 
 def test_a_failed_cluster_forming_job_fails_the_deployment():

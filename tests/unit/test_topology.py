@@ -14,7 +14,7 @@ def test_dev_topology_registers_every_tier(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     roles = sorted(labels_of(c)["medisys.role"] for c in mocks.of_type(CONTAINER))
     assert roles == sorted(
-        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres", "postgres", "etcd", "etcd", "etcd", "postgres-proxy", "postgres-backup", "redis", "redis", "redis",
+        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres", "postgres", "etcd", "etcd", "etcd", "postgres-proxy", "postgres-backup", *["redis"] * 6,
          "redis-cluster-init", "postgres-exporter", "redis-exporter", "blackbox-exporter", "prometheus", "alertmanager",
          "prometheus-config", "alertmanager-config"]
     )
@@ -82,7 +82,7 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     volume_roles = sorted(labels_of(v)["medisys.role"] for v in mocks.of_type(VOLUME))
     assert volume_roles == sorted(
-        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", "redis-data", "redis-data", "redis-data",
+        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", *["redis-data"] * 6,
          "prometheus-data", "alertmanager-data", "load-balancer-runtime", "prometheus-config", "alertmanager-config"]
     )
 

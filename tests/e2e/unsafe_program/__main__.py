@@ -68,5 +68,8 @@ elif variant == "no-replica":
 elif variant == "asynchronous-replication":
     failover = cfg.postgres.failover.model_copy(update={"synchronous": False})
     cfg = cfg.model_copy(update={"postgres": cfg.postgres.model_copy(update={"failover": failover})})
+elif variant == "redis-without-replicas":
+    # Three masters and no replica: prod's config refuses it, the bypass must still be caught.
+    cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"replicas_per_master": 0})})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
