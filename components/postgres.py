@@ -394,8 +394,12 @@ class PostgresCluster(pulumi.ComponentResource):
                 stop_timeout_seconds=60,
                 wait_timeout_seconds=300,
             )
+            # One member at a time: a settings change (a new patroni.yml or postgresql.conf replaces
+            # the container) restarts the members in turn, each running again before the next
+            # stops, so the cluster always keeps a leader or a member ready to take over.
             self.members.append(
-                service_container(member, member, name, spec, pulumi.ResourceOptions(parent=self, depends_on=self.etcd))
+                service_container(member, member, name, spec,
+                                  pulumi.ResourceOptions(parent=self, depends_on=[*self.etcd, *self.members[-1:]]))
             )
 
         # Every member slot the config allows, present or not (absent ones are simply down), so

@@ -234,3 +234,25 @@ def test_release_with_four_app_servers_rolls_one_at_a_time_with_no_failed_reques
 def leader_of(deployment) -> str:
     """The member that leads now (Patroni's runtime decision)."""
     return wait_whole(deployment)[0]
+
+
+def test_postgres_setting_change_restarts_one_member_at_a_time_and_loses_no_write(deployment):
+    # More memory means a new shared_buffers in postgresql.conf: each member's container is
+    # replaced, one after the other; Patroni hands the leader lock over when the leader stops.
+    members = [f"{deployment.prefix}-pg-{i}" for i in (1, 2)]
+    memory = live_raw_config()["postgres"]["resources"]["memory_mb"] + 128
+    timeline = Timeline()
+    try:
+        with LoadGenerator(deployment.https_port, deployment.ca_pem) as load:
+            started = time.monotonic()
+            engine_up(deployment.engine_stack, timeline, postgres={"resources": {"memory_mb": memory, "cpus": 0.5}})
+            duration = time.monotonic() - started
+            time.sleep(3)
+        report = load.report()
+        figures = {"rollout_s": round(duration, 1), **report.as_dict()}
+        record_figures("PostgreSQL setting change (restart), 2 members", figures)
+        assert timeline.span(members[0])[1] < timeline.span(members[1])[0], timeline.events
+        assert report.writes_lost == [], figures
+        assert report.write_outage_seconds < 30, figures
+    finally:
+        engine_up(deployment.engine_stack)
