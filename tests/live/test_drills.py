@@ -14,20 +14,16 @@ replay it); the load balancer comes back by itself and its outage is measured an
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live.conftest import ROOT
 from tests.live.redis_cluster import Cluster
-from tests.support.load import LoadGenerator
+from tests.support.load import LoadGenerator, record_figures
 
 WHOLE_WITHIN_SECONDS = 120
 LOAD_BEFORE_SECONDS = 3
@@ -87,13 +83,8 @@ DRILLS = [
 ]
 
 
-def record(role: str, figures: dict[str, Any]) -> None:
-    path = Path(os.environ.get("MEDISYS_REPORT_DIR", ROOT / "reports")) / "drills.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = json.loads(path.read_text()) if path.exists() else {}
-    table[role] = figures
-    path.write_text(json.dumps(table, indent=2))
-    print(f"\ndrill {role}: {json.dumps(figures)}")
+def record(name: str, figures: dict[str, Any]) -> None:
+    record_figures("drills", name, figures)
 
 
 def run_drill(deployment, drill: Drill) -> dict[str, Any]:

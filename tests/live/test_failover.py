@@ -7,29 +7,24 @@ printed (run with -s to see them) and written to reports/failover.json.
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
-import os
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.live.cluster import leader, members, wait_for, wait_whole
 from tests.live.conftest import ROOT, engine_up
-from tests.support.load import LoadGenerator
+from tests.support.load import LoadGenerator, record_figures
 
 WRITE_OUTAGE_BAR_S = 30  # issue 11: writes succeed again within 30 s of losing the primary
 
 
-def record(name: str, figures: dict) -> None:
-    path = Path(os.environ.get("MEDISYS_REPORT_DIR", ROOT / "reports")) / "failover.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    found = json.loads(path.read_text()) if path.exists() else {}
-    found[name] = figures
-    path.write_text(json.dumps(found, indent=2))
-    print(f"\n[failover] {name}: {json.dumps(figures)}")
+def record(name: str, figures: dict[str, Any]) -> None:
+    record_figures("failover", name, figures)
 
 
 def load_for(deployment) -> LoadGenerator:

@@ -9,8 +9,6 @@ go to reports/rollout.json for the README and the issue notes.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import socket
 import ssl
 import subprocess
@@ -24,7 +22,7 @@ import pytest
 from tests.live.cluster import wait_whole
 from tests.live.conftest import ROOT, engine_up
 from tests.live.probes import docker, http, psql
-from tests.support.load import LoadGenerator
+from tests.support.load import LoadGenerator, record_figures
 from tests.support.stack import live_raw_config
 
 RELEASE = (ROOT / "images" / "RELEASE").read_text().strip()
@@ -104,13 +102,8 @@ def schema_versions(deployment) -> list[int]:
     return [int(v) for v in out.split()]
 
 
-def record_figures(name: str, figures: dict[str, Any]) -> None:
-    path = Path(os.environ.get("MEDISYS_REPORT_DIR", ROOT / "reports")) / "rollout.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = json.loads(path.read_text()) if path.exists() else {}
-    table[name] = figures
-    path.write_text(json.dumps(table, indent=2))
-    print(f"\n{name}: {json.dumps(figures)}")
+def record_rollout(name: str, figures: dict[str, Any]) -> None:
+    record_figures("rollout", name, figures)
 
 
 def steady_latency(deployment) -> dict[str, float]:
@@ -143,7 +136,7 @@ def release_under_load(deployment, image: str, app_count: int) -> dict[str, Any]
 
 def test_release_rolls_one_server_at_a_time_after_its_migration_with_no_failed_request(deployment):
     figures = release_under_load(deployment, NEXT_IMAGE, 2)
-    record_figures("release, 2 app servers", figures)
+    record_rollout("release, 2 app servers", figures)
     assert schema_versions(deployment) == [1, 2, 3]
     # Expand/contract: the new column (migration 0002) is filled by servers that know it.
     written_by = psql(leader_of(deployment),
@@ -169,7 +162,7 @@ def test_failed_rollout_stops_at_one_server_and_the_rollback_restores_the_set(de
     # Only the first server was touched: the second kept its container and served throughout.
     assert during.get(f"{deployment.prefix}-app-2") == before[f"{deployment.prefix}-app-2"]
     assert f"{deployment.prefix}-app-1" not in during or during[f"{deployment.prefix}-app-1"] != before[f"{deployment.prefix}-app-1"]
-    record_figures("failed rollout and rollback, 2 app servers", {"rollback_s": round(rollback_seconds, 1), **report.as_dict()})
+    record_rollout("failed rollout and rollback, 2 app servers", {"rollback_s": round(rollback_seconds, 1), **report.as_dict()})
     assert report.failed == 0, report.as_dict()
     assert report.writes_lost == []
     status, _, body = http(f"{deployment.https_url}/health", ca_pem=deployment.ca_pem)
@@ -199,7 +192,7 @@ def test_haproxy_config_change_reloads_in_place_with_no_failed_request(deploymen
         engine_up(deployment.engine_stack, app={"count": 2, "image": NEXT_IMAGE}, load_balancer={"hsts_max_age_seconds": 63072000})
         time.sleep(2)
     report = load.report()
-    record_figures("HAProxy config change", report.as_dict())
+    record_rollout("HAProxy config change", report.as_dict())
     assert container_ids(deployment, "load-balancer") == before
     _, headers, _ = http(f"{deployment.https_url}/", ca_pem=deployment.ca_pem)
     assert "max-age=63072000" in headers["strict-transport-security"]
@@ -216,7 +209,7 @@ def test_certificate_reissue_reloads_in_place_with_no_failed_request(deployment)
                   load_balancer={"certificate": {"mode": "generated", "server_names": names}})
         time.sleep(2)
     report = load.report()
-    record_figures("edge certificate re-issue", report.as_dict())
+    record_rollout("edge certificate re-issue", report.as_dict())
     assert container_ids(deployment, "load-balancer") == before_ids
     assert served_certificate_digest(deployment.https_port, deployment.ca_pem) != before_cert
     assert report.failed == 0, report.as_dict()
@@ -226,7 +219,7 @@ def test_release_with_four_app_servers_rolls_one_at_a_time_with_no_failed_reques
     engine_up(deployment.engine_stack, app={"count": 4, "image": NEXT_IMAGE})
     try:
         figures = release_under_load(deployment, BASE_IMAGE, 4)
-        record_figures("release, 4 app servers", figures)
+        record_rollout("release, 4 app servers", figures)
     finally:
         engine_up(deployment.engine_stack, app={"count": 2})
 
@@ -250,7 +243,7 @@ def test_postgres_setting_change_restarts_one_member_at_a_time_and_loses_no_writ
             time.sleep(3)
         report = load.report()
         figures = {"rollout_s": round(duration, 1), **report.as_dict()}
-        record_figures("PostgreSQL setting change (restart), 2 members", figures)
+        record_rollout("PostgreSQL setting change (restart), 2 members", figures)
         assert timeline.span(members[0])[1] < timeline.span(members[1])[0], timeline.events
         assert report.writes_lost == [], figures
         assert report.write_outage_seconds < 30, figures

@@ -11,13 +11,27 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
 import ssl
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+REPORT_DIR = Path(__file__).resolve().parents[2] / "reports"
+
+
+def record_figures(table: str, name: str, figures: dict[str, Any]) -> None:
+    """One row of a measured table (reports/<table>.json, $MEDISYS_REPORT_DIR), also printed."""
+    path = Path(os.environ.get("MEDISYS_REPORT_DIR") or REPORT_DIR) / f"{table}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    rows[name] = figures
+    path.write_text(json.dumps(rows, indent=2))
+    print(f"\n[{table}] {name}: {json.dumps(figures)}")
 
 
 @dataclass
