@@ -10,25 +10,16 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from google.protobuf import empty_pb2, struct_pb2
+from google.protobuf import empty_pb2
 from pulumi.runtime.proto import language_pb2, provider_pb2, provider_pb2_grpc
 
+from tests.support.plugins import struct, urn
 from toolchain.language_host import LanguageHost, virtualenv_python
 from toolchain.providers.base import SIGNATURE, UNKNOWN, to_dict
 from toolchain.providers.docker import Container
 from toolchain.providers.postgres_sql import removal_for, statement_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def struct(values: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(values)
-    return s
-
-
-def urn(token: str, name: str = "r") -> str:
-    return f"urn:pulumi:dev::medisys-platform::medisys:platform:Parent${token}::{name}"
 
 
 @pytest.fixture(scope="module")
