@@ -69,7 +69,6 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
     description="Every PostgreSQL cluster has a pgBackRest backup container whose full-backup "
     "interval is within the limit.",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         maxFullBackupIntervalHours={
@@ -121,7 +120,6 @@ def backup_schedule_present(
     types=[CONTAINER],
     roles=["postgres-backup"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         minRetentionDays={
@@ -175,7 +173,6 @@ def backup_retention_minimum(res: Resource, settings: Settings, reporter: Report
     "passphrase kept in a separate secret file.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.312(a)(2)(iv)",
     config=schema(
         allowedCipherTypes={
@@ -231,7 +228,6 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
     types=[CONTAINER],
     roles=["postgres"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         required={
@@ -290,7 +286,6 @@ def backup_wal_archiving(res: Resource, settings: Settings, reporter: Reporter) 
     types=[CONTAINER],
     roles=["redis"],
     severity=Severity.MEDIUM,
-    fail_closed=False,
     config=schema(
         allowedAppendfsync={
             "type": "array",

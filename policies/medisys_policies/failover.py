@@ -69,7 +69,6 @@ def _read_about(resource: Resource, path: str, reporter: Reporter, purpose: str)
     "lock in an etcd of at least minEtcdMembers members, a member other than the leader may be "
     "promoted, and clients reach the leader through an endpoint that checks Patroni's /primary.",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.308(a)(7)(ii)(B)",
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false for a stack without failover."},
@@ -139,7 +138,6 @@ def postgres_automatic_failover(resources: list[Resource], settings: Settings, r
     types=[CONTAINER],
     roles=["postgres"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     hipaa="164.312(c)(1)",
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false where asynchronous replication is accepted."},
