@@ -56,14 +56,15 @@ def format_message(subject: str, problem: str, fix: str) -> str:
 class Reporter:
     """Formats and reports violations; counts them for callers that need to know."""
 
-    def __init__(self, report: ReportViolation, subject: str) -> None:
+    def __init__(self, report: ReportViolation, subject: str | Resource) -> None:
         self._report = report
-        self._subject = subject
+        self._subject = subject  # a Resource is named only when there is something to report
         self.count = 0
 
     def violation(self, problem: str, fix: str, about: Resource | None = None) -> None:
         """Report one violation; in stack policies `about` points it at a resource."""
-        subject = about.subject if about is not None else self._subject
+        named = about if about is not None else self._subject
+        subject = named if isinstance(named, str) else named.subject
         urn = about.urn if about is not None else None
         self.count += 1
         self._report(format_message(subject, problem, fix), urn)
@@ -164,7 +165,7 @@ def resource_policy(
             if args.resource_type not in types:
                 return
             plain = Resource(args.resource_type, args.name, args.urn, args.props)
-            reporter = Reporter(report_violation, plain.subject)
+            reporter = Reporter(report_violation, plain)
             settings = Settings(args.get_config(), config)
             reads = UnknownReads()
             resource = Resource(plain.type, plain.name, plain.urn, watch(plain.props, reads))
