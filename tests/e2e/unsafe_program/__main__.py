@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
@@ -20,6 +21,9 @@ from topology import build_topology  # noqa: E402
 CONTAINER = "docker:index/container:Container"
 PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
+# "computed-user": the app servers' user comes from another resource's output, so it is unknown
+# in a preview (the policy must fail closed on it, not pass it or leave it for `up`).
+service_account = random.RandomString("unsafe-service-account", length=8, special=False) if variant == "computed-user" else None
 
 
 def role_of(props: dict) -> str:
@@ -35,6 +39,8 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
     props, role = dict(args.props), role_of(args.props)
     if variant == "privileged-container" and role == "app":
         props["privileged"] = True
+    elif variant == "computed-user" and role == "app" and service_account is not None:
+        props["user"] = service_account.result.apply(lambda _: "root")
     elif variant == "unpinned-image" and role == "app":
         props["image"] = "medisys/app:latest"
     elif variant == "database-port-published" and role == "postgres":
