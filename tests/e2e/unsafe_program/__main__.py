@@ -19,6 +19,7 @@ from components.postgres import PATRONI_DIR  # noqa: E402
 from topology import build_topology  # noqa: E402
 
 CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
 PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
 # "computed-user": the app servers' user comes from another resource's output, so it is unknown
@@ -26,14 +27,21 @@ variant = pulumi.Config("test").require("variant")
 service_account = random.RandomString("unsafe-service-account", length=8, special=False) if variant == "computed-user" else None
 
 
-def role_of(props: dict) -> str:
+def label_of(props: dict, key: str) -> str:
     for label in props.get("labels") or []:
-        if getattr(label, "label", None) == "medisys.role":
+        if getattr(label, "label", None) == key:
             return label.value
     return ""
 
 
+def role_of(props: dict) -> str:
+    return label_of(props, "medisys.role")
+
+
 def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    if args.type_ == NETWORK and variant == "database-network-external" and label_of(args.props, "medisys.segment") == "database":
+        # The first resources the program registers: a violation an `up` meets at its very start.
+        return pulumi.ResourceTransformationResult({**args.props, "internal": False}, args.opts)
     if args.type_ != CONTAINER:
         return None
     props, role = dict(args.props), role_of(args.props)
