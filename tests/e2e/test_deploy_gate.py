@@ -94,6 +94,7 @@ def test_a_violating_prod_change_is_refused_before_any_resource_changes(tmp_path
         made = sorted(urn.split("::")[-1] for urn, r in before.items() if r["type"].startswith(("docker:", "tls:", "random:")))
         print(f"the violating `pulumi up` stopped after creating {len(made)} resource(s): {made}")
         print(f"docker objects left on the engine: {len(objects)}")
+        assert objects, "the stopped `up` changed nothing: the comparison below would prove nothing"
         # 2. The same change through the deploy command: refused, nothing changes.
         done = deploy(name, policy_config)
         assert done.returncode == 1, done.stdout + done.stderr
