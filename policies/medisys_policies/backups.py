@@ -70,7 +70,6 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
     "interval is within the limit.",
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         maxFullBackupIntervalHours={
             "type": "integer",
@@ -122,7 +121,6 @@ def backup_schedule_present(
     roles=["postgres-backup"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         minRetentionDays={
             "type": "integer",
@@ -176,7 +174,6 @@ def backup_retention_minimum(res: Resource, settings: Settings, reporter: Report
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(2)(iv)",
     config=schema(
         allowedCipherTypes={
             "type": "array",
@@ -232,7 +229,6 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
     roles=["postgres"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         required={
             "type": "boolean",

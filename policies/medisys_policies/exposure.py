@@ -33,8 +33,6 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
-    cis="5.8",
     config=schema(
         publishingRoles={
             "type": "array",
@@ -91,8 +89,6 @@ def _address_allowed(ip: str, allowed: list[str]) -> bool:
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
-    cis="5.14",
     config=schema(
         allowedBindAddresses={
             "type": "array",
@@ -131,7 +127,6 @@ def no_wildcard_bind(res: Resource, settings: Settings, reporter: Reporter) -> N
     types=[NETWORK],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
     config=schema(
         internalSegments={
             "type": "array",
@@ -236,7 +231,6 @@ _ALLOWED_SEGMENTS: Final = {
     "(resolved from networksAdvanced names to the networks' medisys.segment labels).",
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
     config=schema(
         allowedSegments={
             "type": "object",
