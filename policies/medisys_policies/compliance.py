@@ -128,6 +128,8 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     "hardening-no-new-privileges": (*_c("5.26"), A1),
     "hardening-capabilities-dropped": (*_c("5.4"), A1),
     "hardening-security-profiles-enabled": (*_c("5.22", "5.2"), A1),
+    # 5.12: the policy requires a CPU limit (`cpus`), which caps what a container can take from
+    # the others; the benchmark's own remediation is CPU shares (relative priority).
     "sizing-container-limits": _c("5.11", "5.12"),
     # authentication and secrets
     "secrets-generated-passwords": (D,),
