@@ -43,6 +43,10 @@ def test_make_compliance_writes_the_prod_report_from_a_real_preview(tmp_path: Pa
     assert not report["unmappedPolicies"]
     assert "| HIPAA 164.312(e)(1) | Transmission security | **passed** |" in md and md.count("\n## ") == len(report["summary"])
     assert "| control |" in stdout
+    # Only URNs, policy names and the policies' messages: no property value (the throwaway edge
+    # key was secret config of this preview).
+    text = (tmp_path / "reports" / "compliance-prod.json").read_text() + md
+    assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text and '"inputs"' not in text
 
 
 def test_report_of_a_violating_prod_variant_shows_the_policy_failed_for_that_resource(tmp_path: Path) -> None:
