@@ -8,6 +8,7 @@ prod with prod's policy config, trimmed to the events the report reads by
   prod-privileged-container.jsonl.gz     tests/e2e/unsafe_program, the app servers privileged
   prod-computed-container-user.jsonl.gz  the same program, the app servers' `user` an Output of
                                          another resource (unknown in the preview)
+  prod-one-app-server.jsonl.gz           the same program, one app server (a stack policy fails)
 Re-capture after a change to the program or the pack, e.g.
   venv/bin/python scripts/compliance-report --stack prod --program tests/e2e/unsafe_program \\
       --config test:variant=privileged-container --work-dir .state/compliance/variant \\
@@ -127,6 +128,16 @@ def test_report_shows_the_violated_policy_failed_for_each_violating_resource() -
     assert control_row(report, "HIPAA 164.312(a)(1)")["status"] == FAILED
     assert control_row(report, "HIPAA 164.312(e)(1)")["status"] == PASSED
     assert "failed: `medisys-prod-app-2`" in markdown(report)
+
+
+def test_report_shows_a_failed_stack_policy_against_the_stack() -> None:
+    report = report_of("prod-one-app-server.jsonl.gz")
+    (row,) = policy_entry(report, "sizing-app-server-count")["resources"]
+    assert (row["type"], row["status"]) == ("pulumi:pulumi:Stack", FAILED)
+    assert row["messages"][0].startswith("Stack 'prod': runs 1 app server container(s)")
+    assert policy_entry(report, "sizing-postgres-replica-present")["status"] == PASSED
+    assert control_row(report, "HIPAA 164.308(a)(7)")["status"] == FAILED
+    assert [r["control"] for r in report["summary"] if r["status"] != PASSED] == ["HIPAA 164.308(a)(7)"]
 
 
 def test_report_marks_a_policy_that_could_not_read_a_computed_value_not_judged() -> None:
