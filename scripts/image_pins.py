@@ -7,8 +7,11 @@ apart install the same bytes. The pins live in one file, images/packages.lock: o
 image's own packages and every dependency included. scripts/build-images passes
 the file to each build as the build argument APT_PINS; each Dockerfile turns it
 into an apt preferences file (priority 1001, so dependencies take the pinned
-version too), names its own packages with `=version` as well, and after the
-install fails if any installed package is not at a pinned version.
+version too, and `apt-get upgrade --allow-downgrades` moves the base image's own
+packages to theirs, whichever day the base was made), names its own packages with
+`=version` as well, and after the install fails if any installed package is not
+at a pinned version. `update` pins the base packages at the mirror's newest
+versions, so security updates reach the images through the lock.
 
 No dated snapshot of the archive is reachable here (only Debian's mirror), and the
 mirror serves only the current versions of a suite: a pin goes stale when a point
@@ -256,13 +259,15 @@ def stale_pins(pins: dict[str, str], served: dict[str, list[str]]) -> list[str]:
 
 
 def base_drift(pins: dict[str, str], installed: dict[str, str]) -> list[str]:
-    """One message per package of the base image that is not at its pinned version."""
-    messages: list[str] = []
-    for name in sorted(installed):
-        if pins.get(name) != installed[name]:
-            pinned = f"the lock pins {pins[name]}" if name in pins else "the lock does not pin it"
-            messages.append(f"the base image has {name}={installed[name]}, {pinned}")
-    return messages
+    """One message per package of the base image that the lock does not pin at all.
+
+    A base package at another version than its pin is fine: every image build moves it to the
+    pinned version (apt-get upgrade --allow-downgrades under the lock's preferences)."""
+    return [
+        f"the base image has {name}={installed[name]}, which the lock does not pin"
+        for name in sorted(installed)
+        if name not in pins
+    ]
 
 
 def _installed(output: str) -> dict[str, str]:
@@ -284,15 +289,15 @@ def check(lock: Path, base: str) -> int:
     drift = base_drift(pins, _installed(output))
     shown = lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock
     if not stale and not drift:
-        print(f"[image-pins] the mirror serves all {len(pins)} versions pinned in {shown}; the base image {base} matches them")
+        print(f"[image-pins] the mirror serves all {len(pins)} versions pinned in {shown}; every package of the base image {base} is pinned")
         return 0
     if stale:
         print(f"[image-pins] ERROR: {len(stale)} of the {len(pins)} Debian package versions pinned in {shown} are gone from the mirror:", file=sys.stderr)
         for message in stale:
             print(f"[image-pins]   {message}", file=sys.stderr)
     if drift:
-        print(f"[image-pins] ERROR: the base image {base} does not match the pins "
-              f"(it was made again from a newer Debian point release, or the lock changed):", file=sys.stderr)
+        print(f"[image-pins] ERROR: the base image {base} has packages the lock does not pin "
+              f"(it was made again from a newer Debian point release):", file=sys.stderr)
         for message in drift:
             print(f"[image-pins]   {message}", file=sys.stderr)
     print(f"[image-pins] {UPDATE_HINT}", file=sys.stderr)
@@ -300,8 +305,9 @@ def check(lock: Path, base: str) -> int:
 
 
 def resolve(base: str) -> tuple[dict[str, str], str]:
-    """Today's versions: the base image's packages plus what each image's installs would add."""
-    script = [_HAVE]
+    """Today's versions: the base image's packages upgraded to the mirror's newest (security
+    updates included), plus what each image's installs add on top."""
+    script = ["DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq >/dev/null", _HAVE]
     for dockerfile in dockerfiles():
         names = sorted({spec.split("=", 1)[0] for install in installs(dockerfile) for spec in install.packages})
         if names:

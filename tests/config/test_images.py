@@ -105,9 +105,9 @@ def test_a_version_the_mirror_no_longer_serves_is_named_with_what_it_serves_now(
         "haproxy=3.0.10-1 is not served by the mirror; available now: 3.0.11-1+deb13u5, 3.0.11-1+deb13u4",
         "socat=1.8.0.3-1 is not served by the mirror; available now: nothing (the package is gone from the suite)",
     ]
+    # A base package at another version is moved to its pin by every build; one not pinned at all is reported.
     assert pins_tool.base_drift({"libc6": "2.41-12"}, {"libc6": "2.41-13", "bash": "5.2"}) == [
-        "the base image has bash=5.2, the lock does not pin it",
-        "the base image has libc6=2.41-13, the lock pins 2.41-12",
+        "the base image has bash=5.2, which the lock does not pin",
     ]
 
 
