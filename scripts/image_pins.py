@@ -55,6 +55,15 @@ _VERSION = r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*"
 PIN_RE = re.compile(rf"^({_NAME})=({_VERSION})$")
 
 
+# What every Dockerfile that installs Debian packages must do with the lock (lint checks it).
+PIN_SNIPPET = (
+    "ARG APT_PINS",
+    ">/etc/apt/preferences.d/medisys-pins",
+    "apt-get upgrade -y --allow-downgrades",
+    "grep -vxF -f /tmp/apt-pins /tmp/apt-installed",
+)
+
+
 class PinError(Exception):
     """A pin problem, with the message to show."""
 
@@ -183,8 +192,12 @@ def lint(pins: dict[str, str]) -> list[str]:
                         f"{name}={pins.get(name, '(nothing)')}: run python3 scripts/image_pins.py update"
                     )
         text = dockerfile.read_text()
-        if installs(dockerfile) and "ARG APT_PINS" not in text:
-            problems.append(f"{where}: installs Debian packages without 'ARG APT_PINS' (the lock's pins for dependencies)")
+        missing = [part for part in PIN_SNIPPET if part not in text]
+        if installs(dockerfile) and missing:
+            problems.append(
+                f"{where}: installs Debian packages without the pinning steps {missing} "
+                f"(copy them from images/haproxy/Dockerfile: the lock's preferences, the upgrade and the check)"
+            )
     if not seen:
         problems.append("no apt-get install found in images/*/Dockerfile: the parser is broken")
     return problems

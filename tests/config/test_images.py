@@ -78,8 +78,9 @@ def test_the_pin_lint_catches_an_unpinned_package_a_wrong_version_and_a_missing_
     problems = "\n".join(pins_tool.lint({"curl": "1.0-1", "jq": "1.7-1"}))
     assert "images/one/Dockerfile:3: 'jq' is not pinned: write it as jq=<version>" in problems
     assert "images/two/Dockerfile:2: curl=2.0-1, but images/packages.lock pins curl=1.0-1" in problems
-    assert "images/two/Dockerfile: installs Debian packages without 'ARG APT_PINS'" in problems
-    assert len(pins_tool.lint({"curl": "1.0-1", "jq": "1.7-1"})) == 3
+    assert "images/two/Dockerfile: installs Debian packages without the pinning steps ['ARG APT_PINS'" in problems
+    assert "images/one/Dockerfile: installs Debian packages without the pinning steps ['>/etc/apt/preferences.d/medisys-pins'" in problems
+    assert len(pins_tool.lint({"curl": "1.0-1", "jq": "1.7-1"})) == 4
 
 
 def test_the_lock_rejects_a_malformed_line_and_a_package_pinned_twice(tmp_path):
