@@ -3,6 +3,7 @@
 - Every `apt-get install` in images/*/Dockerfile names each package at an exact version, the
   version images/packages.lock pins (so a new package cannot slip in unpinned), and the lock
   covers every package installed in every built image, dependencies and base packages included.
+- A build that would install a package the lock does not pin fails, naming it.
 - A pin the mirror no longer serves stops scripts/build-images before anything is built, naming
   the package, the pinned version, what the mirror has now and how to update the pins.
 - hadolint and checkov (images/lint/venv, made by scripts/bootstrap) find nothing; the rules they
@@ -143,6 +144,30 @@ def test_build_images_stops_on_a_pin_gone_from_the_mirror_and_says_which_and_how
     assert "building medisys/haproxy" not in out
     after = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True).stdout
     assert before == after
+
+
+@needs_docker
+def test_a_build_that_installs_a_package_the_lock_does_not_pin_fails_and_says_so(tmp_path):
+    """The pinning steps of a real Dockerfile (haproxy's), installing a package the lock lacks."""
+    text = (ROOT / "images" / "haproxy" / "Dockerfile").read_text()
+    start = text.index('SHELL ["/bin/bash"')
+    end = text.index("    rm -rf /var/lib/apt/lists/*", start)
+    steps = re.sub(r"(apt-get install -y --no-install-recommends \\\n\s+)[^;]+;", r"\1less;", text[start:end])
+    assert "less;" in steps and "haproxy=" not in steps
+    assert "less" not in pins_tool.read_lock()
+    label = "medisys.test=image-pins-unpinned-package"
+    (tmp_path / "Dockerfile").write_text(f"FROM {pins_tool.BASE_IMAGE}\nLABEL {label}\n{steps}    true\n")
+    try:
+        result = subprocess.run(
+            ["docker", "build", "--rm", "--force-rm", "--build-arg", f"APT_PINS={pins_tool.build_arg()}", "-q", str(tmp_path)],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+    finally:  # the steps before the failing one stay behind as untagged images
+        subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label={label}"], capture_output=True, timeout=120)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # the classic builder colours stderr
+    assert result.returncode != 0, out
+    assert re.search(r"^less=\S+$", out, re.M), out[-3000:]
+    assert "installed at versions images/packages.lock does not pin: run python3 scripts/image_pins.py update" in out
 
 
 @needs_docker
