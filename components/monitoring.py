@@ -1,4 +1,4 @@
-"""Observability: Prometheus, Alertmanager, exporters and (when its image is supplied) Grafana.
+"""Observability: Prometheus, Alertmanager, exporters and Grafana (off in offline dev).
 
 Everything here lives on the management segment; exporters also join the database segment to
 reach what they measure. Nothing publishes a port. Prometheus and Alertmanager read their config
@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 import yaml
 
 from components.container import (
@@ -40,6 +41,8 @@ RULES_DIR = TEMPLATE_DIR / "prometheus" / "rules"
 GRAFANA_DIR = TEMPLATE_DIR / "grafana"
 EXPORTER_RESOURCES = Resources(memory_mb=128, cpus=0.25)
 CA_PATH = "/etc/medisys/tls/ca.crt"
+GRAFANA_PASSWORD_FILE = "/run/secrets/grafana_admin_password"
+GRAFANA_USER = "472"
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ def rule_files() -> list[ConfigFile]:
 
 class MonitoringStack(pulumi.ComponentResource):
     """Prometheus scraping every tier with the platform's alert rules, Alertmanager routing them,
-    exporters for PostgreSQL, Redis and the edge certificate, and Grafana when an image is given."""
+    exporters for PostgreSQL, Redis and the edge certificate, and Grafana when an image is given
+    (its admin password generated here and kept a secret Output, delivered as a file)."""
 
     def __init__(
         self,
@@ -184,7 +188,6 @@ class MonitoringStack(pulumi.ComponentResource):
         grafana_image: str | None,
         networks: SegmentedNetworks,
         targets: ScrapeTargets,
-        grafana_admin_password: pulumi.Output[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:Monitoring", name, None, opts)
@@ -354,11 +357,17 @@ class MonitoringStack(pulumi.ComponentResource):
             after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)"),
             after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)"),
         ).apply(lambda _: True)
-        self.grafana = None
-        if grafana_image and grafana_admin_password is not None:
-            self.grafana = self._grafana(name, grafana_image, grafana_admin_password, on_management(GRAFANA_HOST, "grafana"), child)
+        self.grafana: docker.Container | None = None
+        self.grafana_admin_password: pulumi.Output[str] | None = None
+        self.grafana_url: str | None = None
+        if grafana_image:
+            password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
+            # RandomPassword.result is secret already; say so here too, so no refactoring loses it.
+            self.grafana_admin_password = pulumi.Output.secret(password.result)
+            self.grafana = self._grafana(name, grafana_image, args, self.grafana_admin_password, on_management(GRAFANA_HOST, "grafana"), child)
+            self.grafana_url = f"http://{plan.host('management', GRAFANA_HOST)}:{GRAFANA_PORT}"
         self.prometheus_url = f"http://{self.prometheus_address}:{PROMETHEUS_PORT}"
-        self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released})
+        self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released, "grafana_url": self.grafana_url})
 
     def _volume(self, name: str, role: str) -> docker.Volume:
         return docker.Volume(
@@ -369,7 +378,7 @@ class MonitoringStack(pulumi.ComponentResource):
         )
 
     def _grafana(
-        self, name: str, image: str, admin_password: pulumi.Output[str], attachment: Attachment, child: pulumi.ResourceOptions
+        self, name: str, image: str, args: Monitoring, admin_password: pulumi.Output[str], attachment: Attachment, child: pulumi.ResourceOptions
     ) -> docker.Container:
         provisioning = [
             ConfigFile(f"/etc/grafana/provisioning/{p.relative_to(GRAFANA_DIR / 'provisioning')}", p.read_text())
@@ -383,20 +392,25 @@ class MonitoringStack(pulumi.ComponentResource):
             ServiceSpec(
                 role="grafana",
                 image=image,
-                resources=EXPORTER_RESOURCES,
+                resources=args.grafana_resources,
                 attachments=[attachment],
                 envs=[
                     "GF_SECURITY_ADMIN_USER=admin",
-                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password",
+                    # The image's run.sh reads the file; the password never enters the container's config.
+                    f"GF_SECURITY_ADMIN_PASSWORD__FILE={GRAFANA_PASSWORD_FILE}",
                     "GF_AUTH_ANONYMOUS_ENABLED=false",
                     "GF_USERS_ALLOW_SIGN_UP=false",
                     "GF_ANALYTICS_REPORTING_ENABLED=false",
                     "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
                     "GF_PATHS_PROVISIONING=/etc/grafana/provisioning",
+                    # Docker's log driver keeps the log (rotated); no log file inside the container.
+                    "GF_LOG_MODE=console",
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-                files=[ConfigFile("/run/secrets/grafana_admin_password", admin_password, secret=True), *provisioning, *dashboards],
+                files=[ConfigFile(GRAFANA_PASSWORD_FILE, admin_password, secret=True), *provisioning, *dashboards],
                 volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana")],
+                # The official image's own account (USER 472, group 0, owner of /var/lib/grafana).
+                user=GRAFANA_USER,
             ),
             child,
         )
