@@ -28,6 +28,7 @@ VARIANTS = {
     "no-replica": ({}, "sizing-postgres-replica-present"),
     "asynchronous-replication": ({}, "postgres-synchronous-replication"),
     "redis-without-replicas": ({}, "sizing-redis-replica-per-master"),
+    "grafana-off": ({}, "monitoring-stack-present"),
 }
 
 
