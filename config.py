@@ -24,6 +24,9 @@ SEGMENTS = ("dmz", "production", "database", "management")
 # as the Docker v2 manifest list from `docker buildx imagetools inspect`, whose linux/amd64
 # child is sha256:5e8dea6bf166881f31f370c16ba87a9eebe8ed33db7cce29ee6baf675d60676a.
 # Check it where a registry answers: `docker buildx imagetools inspect grafana/grafana:12.4.5`.
+# The name:tag@digest form works with upstream pulumi-docker's find-or-pull: Docker 20.10's API
+# pulls it by digest and `GET /images/{name:tag@digest}/json` finds it (checked against a
+# local registry, 2026-12-03); the tag is for readers, the digest decides what runs.
 GRAFANA_IMAGE = "grafana/grafana:12.4.5@sha256:26b8f35a9e4e4431995cf64c3f396505a4faf17bcfc19f9ed84943ec6bfd5ecd"
 # Images the platform takes from their publisher instead of building them from images/.
 UPSTREAM_IMAGES = {"grafana": GRAFANA_IMAGE}
