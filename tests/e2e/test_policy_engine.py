@@ -16,6 +16,7 @@ from tests.support.mocks import issue_test_certificates
 AVAILABLE, REASON = toolchain_status()
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=REASON)
 UNSAFE_PROGRAM = Path(__file__).parent / "unsafe_program"
+CONTAINER = "docker:index/container:Container"
 SECRET_SIG, SECRET_MARK = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's secret wire marker
 
 # variant -> (config changes, policy that must name it)
@@ -82,7 +83,8 @@ def test_preview_of_the_real_stack_passes_its_policies(environment, tmp_path):
         ok, output = preview(stack, environment, tmp_path, steps, diagnostics)
     assert ok, output
     assert "can't run policy" not in output
-    grafana_steps = {urn.rsplit("::", 1)[-1]: step for urn, step in steps.items() if "grafana" in urn}
+    # (type, logical name) -> step: a config job and its volume share a logical name.
+    grafana_steps = {(step.type, urn.rsplit("::", 1)[-1]): step for urn, step in steps.items() if "grafana" in urn}
     said = [m for m in diagnostics if "Grafana" in m]
     if environment == "dev":
         # Off in dev, and said once: one diagnostic event (the CLI's display shows that one event
@@ -94,26 +96,32 @@ def test_preview_of_the_real_stack_passes_its_policies(environment, tmp_path):
         check_grafana_preview(name, grafana_steps, output)
 
 
-def check_grafana_preview(stack: str, steps: dict[str, Any], output: str) -> None:
+def check_grafana_preview(stack: str, steps: dict[tuple[str, str], Any], output: str) -> None:
     """The planned Grafana resources of a staging or prod preview: the container from the official
-    image by digest, on the management network only, its generated password secret."""
+    image by digest, read-only, on the management network only; its config job carrying the
+    generated password only as a secret."""
     import config
 
     prefix = f"medisys-{stack}"[:31]
     assert "Grafana is off" not in output
-    container = steps[f"{prefix}-mon-grafana"]
-    assert container.op.value == "create" and container.type == "docker:index/container:Container"
+    container = steps[(CONTAINER, f"{prefix}-mon-grafana")]
+    assert container.op.value == "create"
     inputs = container.new.inputs
     assert inputs["image"] == config.GRAFANA_IMAGE and "@sha256:" in inputs["image"]
     assert [n["name"] for n in inputs["networksAdvanced"]] == [f"{prefix}-management"]
-    assert not inputs.get("ports")
+    assert not inputs.get("ports") and not inputs.get("uploads")
+    assert inputs["readOnly"] is True and "/tmp" in inputs["tmpfs"]
     assert inputs["user"] == "472" and inputs["capabilities"]["drops"] == ["ALL"]
-    # The uploads carry the admin password file: the engine holds them only as a secret.
-    assert inputs["uploads"] == {SECRET_SIG: SECRET_MARK, "ciphertext": "[secret]"}
-    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password" in inputs["envs"]
-    password = steps[f"{prefix}-mon-grafana-admin"]
-    assert password.type == "random:index/randomPassword:RandomPassword" and password.new.inputs["length"] == 32
-    assert steps[f"{prefix}-mon-grafana-data"].type == "docker:index/volume:Volume"
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/grafana/provisioning/secrets/admin_password" in inputs["envs"]
+    job = steps[(CONTAINER, f"{prefix}-mon-grafana-config")].new.inputs
+    assert job["image"] == config.GRAFANA_IMAGE
+    assert [n["name"] for n in job["networksAdvanced"]] == [f"{prefix}-management"]
+    # The job's uploads carry the admin password file: the engine holds them only as a secret.
+    assert job["uploads"] == {SECRET_SIG: SECRET_MARK, "ciphertext": "[secret]"}
+    password = steps[("random:index/randomPassword:RandomPassword", f"{prefix}-mon-grafana-admin")]
+    assert password.new.inputs["length"] == 32
+    for volume in ("grafana-data", "grafana-config"):
+        assert steps[("docker:index/volume:Volume", f"{prefix}-mon-{volume}")].op.value == "create"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -176,6 +176,7 @@ ROLE_SEGMENTS = {
     "prometheus": ["management"],
     "alertmanager": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
 }
 
 

@@ -19,7 +19,9 @@ from topology import build_topology
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 DIGEST = re.compile(r"^grafana/grafana:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
-PASSWORD_FILE = "/run/secrets/grafana_admin_password"
+CONFIG_DIR = "/etc/grafana/provisioning"
+PASSWORD_FILE = f"{CONFIG_DIR}/secrets/admin_password"
+STAGED = "/tmp/medisys-grafana"
 
 
 def stack_file_config(stack: str) -> config.StackConfig:
@@ -36,8 +38,8 @@ def build(cfg: config.StackConfig):
     return record(lambda: build_topology(cfg, edge))
 
 
-def grafanas(mocks) -> list[Any]:
-    return [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == "grafana"]
+def grafanas(mocks, role: str = "grafana") -> list[Any]:
+    return [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == role]
 
 
 @pytest.fixture(scope="module", params=["staging", "prod"])
@@ -68,41 +70,54 @@ def test_grafana_is_on_the_management_segment_only_and_publishes_nothing(deploye
 
 def test_grafana_admin_password_is_generated_and_reaches_it_only_as_a_secret_file(deployed):
     cfg, mocks = deployed
-    (grafana,) = grafanas(mocks)
+    (grafana,), (job,) = grafanas(mocks), grafanas(mocks, "grafana-config")
     (password,) = [p for p in mocks.of_type(RANDOM_PASSWORD) if p.name == f"{cfg.name_prefix}-mon-grafana-admin"]
     assert password.inputs["length"] >= 32
     value = password.outputs["result"]
-    assert uploads_of(grafana)[PASSWORD_FILE] == value
-    assert "uploads" in grafana.secret_paths
+    # The job installs it into the config volume; only the job's uploads carry it, as a secret.
+    assert uploads_of(job)[f"{STAGED}/secrets/admin_password"] == value
+    assert "uploads" in job.secret_paths
     env = envs_of(grafana)
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == PASSWORD_FILE
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env
-    assert all(value not in entry for entry in grafana.inputs["envs"])
+    for container in (grafana, job):
+        assert all(value not in entry for entry in container.inputs.get("envs") or [])
+        assert value not in str(container.inputs.get("entrypoints")) and value not in str(container.inputs.get("labels"))
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
 
 
 def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboards(deployed):
     _, mocks = deployed
-    (grafana,) = grafanas(mocks)
-    uploads = uploads_of(grafana)
-    datasource = yaml.safe_load(uploads["/etc/grafana/provisioning/datasources/prometheus.yml"])
+    (grafana,), (job,) = grafanas(mocks), grafanas(mocks, "grafana-config")
+    staged = uploads_of(job)
+    datasource = yaml.safe_load(staged[f"{STAGED}/datasources/prometheus.yml"])
     assert datasource["datasources"][0]["uid"] == "medisys-prometheus"
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
-    assert "/etc/grafana/provisioning/dashboards/medisys.yml" in uploads
-    assert '"uid": "medisys-overview"' in uploads["/var/lib/grafana/dashboards/overview.json"]
+    provider = yaml.safe_load(staged[f"{STAGED}/dashboards/medisys.yml"])["providers"][0]
+    dashboards = provider["options"]["path"]
+    assert dashboards == f"{CONFIG_DIR}/medisys-dashboards"
+    assert '"uid": "medisys-overview"' in staged[f"{STAGED}/medisys-dashboards/overview.json"]
+    # The job copies the staged tree into the config volume, which Grafana reads (read-only).
+    script = job.inputs["entrypoints"][-1]
+    assert f"cp -R {STAGED}/. ." in script and f"cd {CONFIG_DIR}" in script and "umask 077" in script
+    volumes = {v["containerPath"]: v for v in grafana.inputs["volumes"]}
+    (job_volume,) = job.inputs["volumes"]
+    assert job_volume["containerPath"] == CONFIG_DIR and not job_volume.get("readOnly")
+    assert volumes[CONFIG_DIR]["volumeName"] == job_volume["volumeName"] and volumes[CONFIG_DIR]["readOnly"] is True
+    assert envs_of(grafana)["GF_PATHS_PROVISIONING"] == CONFIG_DIR
+    assert job.inputs["image"] == grafana.inputs["image"] and job.inputs["user"] == grafana.inputs["user"]
+    assert labels_of(job)["medisys.one-shot"] == "true" and job.inputs["attach"] is True
 
 
-def test_grafana_container_is_hardened_and_limited(deployed):
+def test_a_changed_dashboard_replaces_grafana(deployed, monkeypatch):
+    from components import monitoring
+
     cfg, mocks = deployed
-    (grafana,) = grafanas(mocks)
-    assert grafana.inputs["user"] == "472"
-    assert grafana.inputs["capabilities"]["drops"] == ["ALL"]
-    assert "no-new-privileges:true" in grafana.inputs["securityOpts"]
-    assert not grafana.inputs.get("privileged")
-    assert grafana.inputs["memory"] == cfg.monitoring.grafana_resources.memory_mb == grafana.inputs["memorySwap"]
-    assert float(grafana.inputs["cpus"]) == cfg.monitoring.grafana_resources.cpus
-    assert grafana.inputs["healthcheck"]["tests"][0] == "CMD" and grafana.inputs["restart"] == "unless-stopped"
-    assert envs_of(grafana)["GF_LOG_MODE"] == "console"
+    (before,) = grafanas(mocks)
+    files = monitoring.grafana_files()
+    monkeypatch.setattr(monitoring, "grafana_files", lambda: {**files, "medisys-dashboards/new.json": "{}"})
+    (after,) = grafanas(build(cfg))
+    assert labels_of(after)["medisys.config-sha256"] != labels_of(before)["medisys.config-sha256"]
 
 
 def test_dev_leaves_grafana_off_and_says_so_once(monkeypatch):
