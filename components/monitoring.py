@@ -373,6 +373,7 @@ class MonitoringStack(pulumi.ComponentResource):
             after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)"),
         ).apply(lambda _: True)
         self.grafana: docker.Container | None = None
+        self.grafana_config_job: docker.Container | None = None
         self.grafana_admin_password: pulumi.Output[str] | None = None
         self.grafana_url: str | None = None
         if grafana_image:
