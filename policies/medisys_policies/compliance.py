@@ -139,6 +139,7 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     # the metrics, and the pack judges the stack it was configured for.
     "labels-required": (B,),
     "policy-config-matches-stack": (B,),
+    "monitoring-stack-present": (B, A7),  # alerts and dashboards: who sees a failure or breach
 }
 
 

@@ -221,6 +221,7 @@ _ALLOWED_SEGMENTS: Final = {
     "alertmanager": ["management"],
     "alertmanager-config": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
     "blackbox-exporter": ["management"],
 }
 

@@ -81,5 +81,11 @@ elif variant == "asynchronous-replication":
 elif variant == "redis-without-replicas":
     # Three masters and no replica: prod's config refuses it, the bypass must still be caught.
     cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"replicas_per_master": 0})})
+elif variant == "grafana-off":
+    # Prod's config refuses it (monitoring.grafana must be on); the bypass must still be caught.
+    cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"grafana": False})})
+elif variant == "grafana-by-tag":
+    images = cfg.images.model_copy(update={"overrides": {**cfg.images.overrides, "grafana": "grafana/grafana:12.4.5"}})
+    cfg = cfg.model_copy(update={"images": images})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
