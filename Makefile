@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview deploy drift destroy test test-unit images outputs report bench
+.PHONY: bootstrap up preview deploy compliance drift destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -26,6 +26,12 @@ preview: bootstrap
 ## prod job runs this (no set-up there: the runner has the CLI and the virtualenvs).
 deploy:
 	$(if $(wildcard .state/env.sh),source .state/env.sh && ,)python3 scripts/deploy --stack $(STACK) --refresh
+
+## Compliance report: a real `pulumi preview` of STACK with the pack and policies/config/$(STACK).json,
+## written as reports/compliance-$(STACK).json and .md (control -> policies -> each resource).
+## Locally the stack's remote Docker host is stood in for by this engine (scripts/compliance-report).
+compliance: bootstrap
+	venv/bin/python scripts/compliance-report --stack $(STACK)
 
 ## Drift check: `pulumi preview --refresh --expect-no-changes`; exits non-zero with the list of
 ## resources changed by hand (scripts/drift). `pulumi up --refresh` puts them back.

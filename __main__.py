@@ -18,6 +18,8 @@ pulumi.export("https_url", platform.load_balancer.https_url)
 pulumi.export("http_url", f"http://{cfg.load_balancer.bind_address}:{cfg.load_balancer.http_port}")
 pulumi.export("ca_certificate", platform.ca.cert_pem)
 pulumi.export("prometheus_url", platform.monitoring.prometheus_url)
+# On the management segment only (no published port): reach it through a tunnel to that network.
+pulumi.export("grafana_url", platform.monitoring.grafana_url)
 # Which member leads is runtime state (`scripts/pg-switchover --list`); the endpoint follows it.
 pulumi.export("postgres_endpoint", platform.postgres.proxy_address)
 pulumi.export("postgres_members", platform.postgres.member_addresses)
@@ -32,4 +34,5 @@ pulumi.export("containers", {
     "redis": [c.name for c in platform.redis.nodes],
     "prometheus": platform.monitoring.prometheus.name,
     "alertmanager": platform.monitoring.alertmanager.name,
+    "grafana": platform.monitoring.grafana.name if platform.monitoring.grafana else None,
 })

@@ -17,6 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
 TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
 SEGMENTS = ("dmz", "production", "database", "management")
+# The official Grafana image, pinned to the multi-arch index digest of release 12.4.5 (the
+# extended-support 12.x line). No registry is reachable where this was written, so the digest
+# comes from published records, not a pull: public repositories that pin
+# grafana/grafana:12.4.5@sha256:26b8f35a... record it as `crane digest` output (2026-07-15) and
+# as the Docker v2 manifest list from `docker buildx imagetools inspect`, whose linux/amd64
+# child is sha256:5e8dea6bf166881f31f370c16ba87a9eebe8ed33db7cce29ee6baf675d60676a.
+# Check it where a registry answers: `docker buildx imagetools inspect grafana/grafana:12.4.5`.
+# The name:tag@digest form works with upstream pulumi-docker's find-or-pull: Docker 20.10's API
+# pulls it by digest and `GET /images/{name:tag@digest}/json` finds it (checked against a
+# local registry, 2026-12-03); the tag is for readers, the digest decides what runs.
+GRAFANA_IMAGE = "grafana/grafana:12.4.5@sha256:26b8f35a9e4e4431995cf64c3f396505a4faf17bcfc19f9ed84943ec6bfd5ecd"
+# Images the platform takes from their publisher instead of building them from images/.
+UPSTREAM_IMAGES = {"grafana": GRAFANA_IMAGE}
 MAX_APP_SERVERS = 4  # the load balancer keeps this many server slots; the address plan has room for them
 REDIS_MAX_NODES = 9  # masters and replicas together: database-segment hosts .31-.39
 
@@ -200,9 +213,11 @@ class Monitoring(Strict):
     retention: str = Field(default="15d", pattern=r"^[0-9]+[dhw]$")
     scrape_interval_seconds: int = Field(default=15, ge=5, le=300)
     receivers: dict[Literal["critical", "warning"], Receiver] = {}
-    # Grafana needs an image from outside (none is buildable here): set images.overrides.grafana.
-    grafana: bool = False
+    # Grafana from the official image (config.GRAFANA_IMAGE, or images.overrides.grafana).
+    # None: on in staging and prod, which pull from a registry; off in dev, which is offline.
+    grafana: bool | None = None
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    grafana_resources: Resources = Resources(memory_mb=256, cpus=0.5)
 
 
 class Images(Strict):
@@ -221,7 +236,7 @@ class Images(Strict):
         return overrides
 
     def ref(self, service: str) -> str:
-        return self.overrides.get(service, f"{self.repository}/{service}:{self.release}")
+        return self.overrides.get(service) or UPSTREAM_IMAGES.get(service) or f"{self.repository}/{service}:{self.release}"
 
 
 class StackConfig(Strict):
@@ -246,7 +261,25 @@ class StackConfig(Strict):
             raise ValueError(
                 "redis.replicas_per_master must be 1 or more in prod: without a replica, losing one master stops the whole cluster"
             )
+        if self.environment == "prod" and self.monitoring.grafana is False:
+            raise ValueError(
+                "monitoring.grafana must be on in prod: the platform's monitoring is Prometheus, Alertmanager and Grafana"
+                " (policy monitoring-stack-present); remove the setting or set it to true"
+            )
+        grafana = self.images.ref("grafana")
+        if self.environment != "dev" and self.grafana_enabled and "@sha256:" not in grafana:
+            raise ValueError(
+                f"images.overrides.grafana ({grafana!r}) must be pinned by digest in {self.environment}:"
+                " write it as REGISTRY/grafana:VERSION@sha256:<index digest>, or remove it to use the pinned official image"
+            )
         return self
+
+    @property
+    def grafana_enabled(self) -> bool:
+        """Grafana runs unless switched off; dev leaves it off by default (no image offline)."""
+        if self.monitoring.grafana is None:
+            return self.environment != "dev"
+        return self.monitoring.grafana
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -69,7 +69,6 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
     description="Every PostgreSQL cluster has a pgBackRest backup container whose full-backup "
     "interval is within the limit.",
     severity=Severity.CRITICAL,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         maxFullBackupIntervalHours={
             "type": "integer",
@@ -120,7 +119,6 @@ def backup_schedule_present(
     types=[CONTAINER],
     roles=["postgres-backup"],
     severity=Severity.CRITICAL,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         minRetentionDays={
             "type": "integer",
@@ -173,7 +171,6 @@ def backup_retention_minimum(res: Resource, settings: Settings, reporter: Report
     "passphrase kept in a separate secret file.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(2)(iv)",
     config=schema(
         allowedCipherTypes={
             "type": "array",
@@ -228,7 +225,6 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
     types=[CONTAINER],
     roles=["postgres"],
     severity=Severity.CRITICAL,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         required={
             "type": "boolean",

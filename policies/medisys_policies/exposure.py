@@ -32,8 +32,6 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
     "all its ports.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
-    cis="5.8",
     config=schema(
         publishingRoles={
             "type": "array",
@@ -89,8 +87,6 @@ def _address_allowed(ip: str, allowed: list[str]) -> bool:
     "0.0.0.0 or ::.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
-    cis="5.14",
     config=schema(
         allowedBindAddresses={
             "type": "array",
@@ -128,7 +124,6 @@ def no_wildcard_bind(res: Resource, settings: Settings, reporter: Reporter) -> N
     "out of the host).",
     types=[NETWORK],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
     config=schema(
         internalSegments={
             "type": "array",
@@ -219,6 +214,7 @@ _ALLOWED_SEGMENTS: Final = {
     "alertmanager": ["management"],
     "alertmanager-config": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
     "blackbox-exporter": ["management"],
 }
 
@@ -228,7 +224,6 @@ _ALLOWED_SEGMENTS: Final = {
     description="Each container is attached only to the network segments its role may use "
     "(resolved from networksAdvanced names to the networks' medisys.segment labels).",
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
     config=schema(
         allowedSegments={
             "type": "object",

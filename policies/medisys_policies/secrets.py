@@ -32,7 +32,6 @@ from .shapes import (
     description="Generated passwords (random.RandomPassword) are at least minLength characters.",
     types=[RANDOM_PASSWORD],
     severity=Severity.HIGH,
-    hipaa="164.312(d)",
     config=schema(minLength={"type": "integer", "minimum": 8, "default": 24}),
     remediation="Set length to minLength or more on every RandomPassword.",
 )
@@ -63,8 +62,6 @@ def looks_secret(name: str) -> bool:
     "command-line argument.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
-    cis="4.10",
     config=schema(
         allowedSuffixes={
             "type": "array",
@@ -138,7 +135,6 @@ _PGBACKREST_SECRET_KEYS: Final = [
     "credentials; those go in separate secret files.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    hipaa="164.312(a)(1)",
     config=schema(
         forbiddenRedisDirectives={
             "type": "array",

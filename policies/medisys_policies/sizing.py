@@ -24,7 +24,6 @@ def _long_running(resources: list[Resource], role: str) -> list[Resource]:
     "sizing-app-server-count",
     description="The stack runs between minAppServers and maxAppServers app containers.",
     severity=Severity.HIGH,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(
         minAppServers={"type": "integer", "minimum": 1, "default": 2},
         maxAppServers={"type": "integer", "minimum": 1, "default": 4},
@@ -46,7 +45,6 @@ def app_server_count(resources: list[Resource], settings: Settings, reporter: Re
     description="The PostgreSQL cluster has at least minReplicas replicas: at least 1 + minReplicas "
     "members (Patroni decides at run time which member leads).",
     severity=Severity.HIGH,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minReplicas={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Raise medisys:postgres.replicas so the cluster has a member to fail over to.",
 )
@@ -91,7 +89,6 @@ def _replicas_per_master(resources: list[Resource]) -> int | None:
     description="Redis runs as a cluster of at least minRedisMasters masters (nodes divided by "
     "1 + replicas per master) with cluster-enabled yes.",
     severity=Severity.HIGH,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minRedisMasters={"type": "integer", "minimum": 3, "default": 3}),
     remediation="Run at least three Redis masters (medisys:redis.masters) with 'cluster-enabled yes'.",
 )
@@ -121,7 +118,6 @@ def redis_cluster_masters(
     description="The Redis cluster is formed with at least minReplicasPerMaster replicas per "
     "master, and runs every node that takes, so losing any one node keeps the cluster ok.",
     severity=Severity.HIGH,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minReplicasPerMaster={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Set medisys:redis.replicas_per_master to 1 or more.",
 )
@@ -177,7 +173,6 @@ _ROLE_MINIMUMS: Final = {
     description="Every container sets memory (MB) and cpus limits at or above its role's minimum.",
     types=[CONTAINER],
     severity=Severity.MEDIUM,
-    cis="5.11",
     config=schema(
         roleMinimums={
             "type": "object",

@@ -179,6 +179,7 @@ ROLE_SEGMENTS = {
     "prometheus": ["management"],
     "alertmanager": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
 }
 
 
@@ -217,6 +218,9 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
     return []
 
 
+GRAFANA_IMAGE = "grafana/grafana:12.4.5@sha256:26b8f35a9e4e4431995cf64c3f396505a4faf17bcfc19f9ed84943ec6bfd5ecd"
+
+
 def container(role: str, name: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Compliant inputs of a container of `role` (camelCase, as the engine sends them)."""
     name = name or f"{PREFIX}-{role}"
@@ -251,6 +255,10 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
     if role == "postgres-backup":
         props["envs"] = props["envs"] + ["BACKUP_FULL_INTERVAL_HOURS=24"]
         props["volumes"] = [{"volumeName": f"{PREFIX}-backup-repo", "containerPath": "/repo"}]
+    if role == "grafana":
+        # The official image, pinned by digest as staging and prod run it (config.GRAFANA_IMAGE).
+        props["image"] = GRAFANA_IMAGE
+        props["user"] = "472"
     if role == "redis":
         props["memory"] = 512
         props["command"] = ["redis-server", "/etc/redis/redis.conf"]

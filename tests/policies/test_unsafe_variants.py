@@ -25,6 +25,8 @@ VARIANTS = {
     "no-replica": "sizing-postgres-replica-present",
     "asynchronous-replication": "postgres-synchronous-replication",
     "redis-without-replicas": "sizing-redis-replica-per-master",
+    "grafana-off": "monitoring-stack-present",
+    "grafana-by-tag": "monitoring-stack-present",
 }
 
 

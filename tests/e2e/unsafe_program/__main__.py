@@ -22,9 +22,12 @@ CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
 PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
-# "computed-user": the app servers' user comes from another resource's output, so it is unknown
-# in a preview (the policy must fail closed on it, not pass it or leave it for `up`).
-service_account = random.RandomString("unsafe-service-account", length=8, special=False) if variant == "computed-user" else None
+# computed-container-user: the app servers' `user` comes from another resource's output, so it is
+# unknown in a preview: the policy that reads it cannot judge them and fails closed (a violation
+# naming `user`; the compliance report's "not judged"), even though the value will be non-root.
+USER_SOURCE = None
+if variant == "computed-container-user":
+    USER_SOURCE = random.RandomPassword("computed-user-source", length=32, special=False)
 
 
 def label_of(props: dict, key: str) -> str:
@@ -47,8 +50,8 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
     props, role = dict(args.props), role_of(args.props)
     if variant == "privileged-container" and role == "app":
         props["privileged"] = True
-    elif variant == "computed-user" and role == "app" and service_account is not None:
-        props["user"] = service_account.result.apply(lambda _: "root")
+    elif variant == "computed-container-user" and role == "app" and USER_SOURCE is not None:
+        props["user"] = USER_SOURCE.result.apply(lambda _: "10001:10001")
     elif variant == "unpinned-image" and role == "app":
         props["image"] = "medisys/app:latest"
     elif variant == "database-port-published" and role == "postgres":
@@ -85,5 +88,11 @@ elif variant == "asynchronous-replication":
 elif variant == "redis-without-replicas":
     # Three masters and no replica: prod's config refuses it, the bypass must still be caught.
     cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"replicas_per_master": 0})})
+elif variant == "grafana-off":
+    # Prod's config refuses it (monitoring.grafana must be on); the bypass must still be caught.
+    cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"grafana": False})})
+elif variant == "grafana-by-tag":
+    images = cfg.images.model_copy(update={"overrides": {**cfg.images.overrides, "grafana": "grafana/grafana:12.4.5"}})
+    cfg = cfg.model_copy(update={"images": images})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
