@@ -117,6 +117,17 @@ def repo2_status(agent: str) -> str:
     return exec_in(agent, "cat", "/var/lib/medisys-backup/repo2.status").strip()
 
 
+def wait_archiving_to_offsite(agent: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(["docker", "exec", agent, "pgbackrest", "--stanza=main", "--repo=2", "--archive-timeout=20", "check"],
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"WAL archiving to repo2 did not recover: {result.stdout[-800:]}{result.stderr[-800:]}"
+        time.sleep(5)
+
+
 def test_a_changed_offsite_host_key_fails_the_backup_loudly(deployment, offsite):
     sftp = deployment.one("offsite-sftp")
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,14 +141,18 @@ def test_a_changed_offsite_host_key_fails_the_backup_loudly(deployment, offsite)
             wait_healthy(sftp)
             result = run_script("backup-now", deployment.prefix, "--repo", "2", "--type", "incr")
             assert result.returncode != 0
-            assert "do not match" in result.stderr and "repo2 (offsite)" in result.stderr, result.stderr[-2000:]
+            output = result.stdout + result.stderr
+            assert "do not match" in output and "repo2 (offsite)" in result.stderr, output[-2000:]
             assert repo2_status(offsite).startswith("failed ")
         finally:
             docker("cp", str(original), f"{sftp}:{HOST_KEY}")
             docker("restart", sftp)
             wait_healthy(sftp)
+    # While the key was wrong, archive-push to repo2 failed and PostgreSQL backed off; once WAL
+    # reaches repo2 again, the next backup succeeds.
+    wait_archiving_to_offsite(offsite)
     result = run_script("backup-now", deployment.prefix, "--repo", "2", "--type", "incr")
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert repo2_status(offsite) == "ok"
 
 
@@ -147,8 +162,10 @@ def test_an_unreachable_offsite_server_fails_the_backup_loudly(deployment, offsi
     try:
         result = run_script("backup-now", deployment.prefix, "--repo", "2", "--type", "incr")
         assert result.returncode != 0
-        assert "unable to connect" in result.stderr and "repo2 (offsite)" in result.stderr, result.stderr[-2000:]
+        output = result.stdout + result.stderr
+        assert "unable to connect" in output and "repo2 (offsite)" in result.stderr, output[-2000:]
         assert repo2_status(offsite).startswith("failed ")
     finally:
         docker("start", sftp)
         wait_healthy(sftp)
+    wait_archiving_to_offsite(offsite)
