@@ -120,7 +120,8 @@ def repo2_status(agent: str) -> str:
 def wait_archiving_to_offsite(agent: str, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        result = subprocess.run(["docker", "exec", agent, "pgbackrest", "--stanza=main", "--repo=2", "--archive-timeout=20", "check"],
+        # `check` (every repository) archives a new WAL segment and waits until each repository has it.
+        result = subprocess.run(["docker", "exec", agent, "pgbackrest", "--stanza=main", "--archive-timeout=20", "check"],
                                 capture_output=True, text=True, timeout=120)
         if result.returncode == 0:
             return
