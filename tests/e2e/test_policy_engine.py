@@ -32,6 +32,10 @@ VARIANTS = {
     "asynchronous-replication": ({}, "postgres-synchronous-replication"),
     "redis-without-replicas": ({}, "sizing-redis-replica-per-master"),
     "grafana-off": ({}, "monitoring-stack-present"),
+    "offsite-missing": ({}, "backup-offsite-repository"),
+    "offsite-unencrypted": ({}, "backup-repository-encrypted"),
+    "offsite-retention-7-days": ({"medisys:backups": {"retention_days": 30, "full_interval_hours": 24, "diff_interval_hours": 4,
+                                                      "offsite": {"retention_days": 7}}}, "backup-offsite-repository"),
 }
 
 
