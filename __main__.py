@@ -24,6 +24,8 @@ pulumi.export("grafana_url", platform.monitoring.grafana_url)
 pulumi.export("postgres_endpoint", platform.postgres.proxy_address)
 pulumi.export("postgres_members", platform.postgres.member_addresses)
 pulumi.export("redis_nodes", platform.redis.addresses)
+# The offsite repository's login key (public): install it in the offsite account's authorized_keys.
+pulumi.export("offsite_client_public_key", platform.backups.client_public_key)
 pulumi.export("containers", {
     "load_balancer": platform.load_balancer.container.name,
     "apps": [c.name for c in platform.apps.containers],
@@ -31,6 +33,7 @@ pulumi.export("containers", {
     "postgres_etcd": [c.name for c in platform.postgres.etcd],
     "postgres_proxy": platform.postgres.proxy.name,
     "backup_agent": platform.backups.agent.name if platform.backups.agent else None,
+    "offsite_sftp": platform.backups.offsite_sftp.name if platform.backups.offsite_sftp else None,
     "redis": [c.name for c in platform.redis.nodes],
     "prometheus": platform.monitoring.prometheus.name,
     "alertmanager": platform.monitoring.alertmanager.name,

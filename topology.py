@@ -35,10 +35,12 @@ class Topology:
 
 def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertificate | None) -> Topology:
     prefix = cfg.name_prefix
-    networks = SegmentedNetworks(prefix, cfg.networks)
+    networks = SegmentedNetworks(prefix, cfg.networks, offsite_remote=cfg.backups.offsite.host is not None)
     ca = InternalCA(f"{prefix}-ca", organization="MediSys")
 
-    backups = DatabaseBackups(f"{prefix}-backup", cfg.backups, protect_data=cfg.protect_data)
+    backups = DatabaseBackups(
+        f"{prefix}-backup", cfg.backups, networks=networks, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
+    )
     postgres = PostgresCluster(
         f"{prefix}-pg",
         cfg.postgres,
@@ -52,7 +54,6 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
     )
     backups.start_agent(
         image=cfg.images.ref("postgres"),
-        networks=networks,
         data_volumes=postgres.data_volumes,
         socket_volumes=postgres.socket_volumes,
         members=postgres.members,

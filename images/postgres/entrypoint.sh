@@ -36,10 +36,35 @@ run_member() {
 }
 
 backup_age_seconds() {
-    # Seconds since the newest backup of the given type (or any type) finished; empty if none.
-    local type=$1
-    pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg t "$type" \
+    # Seconds since the newest backup of the given type (or any type) in repository $2 finished;
+    # empty if none.
+    local type=$1 repo=$2
+    pgbackrest --stanza="$STANZA" --repo="$repo" --output=json info 2>/dev/null | jq -r --arg t "$type" \
         '[.[0].backup[]? | select($t == "any" or .type == $t) | .timestamp.stop] | max // empty | (now - .) | floor'
+}
+
+backup_repo() {
+    # A scheduled backup into repository $1 if one is due. A failure (an unreachable offsite
+    # server, a host key that does not match the pinned one) is logged as an ERROR naming the
+    # repository and recorded in /var/lib/medisys-backup/repo<N>.status ("ok" or "failed <time>"),
+    # never skipped: the other repository's backup does not hide it. Returns non-zero on failure.
+    local repo=$1 full_age diff_age type=''
+    full_age=$(backup_age_seconds full "$repo")
+    diff_age=$(backup_age_seconds any "$repo")
+    if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
+        type=full
+    elif [ "$diff_age" -ge $((BACKUP_DIFF_INTERVAL_HOURS * 3600)) ]; then
+        type=diff
+    fi
+    [ -n "$type" ] || return 0
+    log "$type backup due in repo$repo"
+    if pgbackrest --stanza="$STANZA" --repo="$repo" --type="$type" backup; then
+        echo ok > /var/lib/medisys-backup/repo"$repo".status
+    else
+        echo "failed $(date -u +%s)" > /var/lib/medisys-backup/repo"$repo".status
+        log "ERROR: $type backup to repo$repo failed (see pgBackRest's message above); it is retried in 60 s"
+        return 1
+    fi
 }
 
 write_metrics() {
@@ -88,20 +113,15 @@ run_backup() {
         fi
         sleep 2
     done
-    [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "no primary answered pgBackRest's check in 180 s"; }
+    [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "pgBackRest's check did not pass in 180 s: no primary answered, or a repository (repo2 = offsite) is unreachable or its host key differs (message above)"; }
     log "stanza $STANZA ready"
     touch /var/lib/medisys-backup/healthy
-    local ok=1 full_age diff_age
+    local ok=1 repo
     while true; do
-        full_age=$(backup_age_seconds full)
-        diff_age=$(backup_age_seconds any)
-        if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
-            log "full backup due"
-            if pgbackrest --stanza="$STANZA" --type=full backup; then ok=1; else ok=0; fi
-        elif [ "$diff_age" -ge $((BACKUP_DIFF_INTERVAL_HOURS * 3600)) ]; then
-            log "differential backup due"
-            if pgbackrest --stanza="$STANZA" --type=diff backup; then ok=1; else ok=0; fi
-        fi
+        ok=1
+        for repo in ${BACKUP_REPOS:-1}; do
+            backup_repo "$repo" || ok=0
+        done
         write_metrics "$ok"
         sleep 60 &
         wait $!

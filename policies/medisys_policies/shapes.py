@@ -44,6 +44,7 @@ CONTAINER_ROLES: Final = frozenset(
         "etcd",
         "postgres-proxy",
         "postgres-backup",
+        "offsite-sftp",
         "redis",
         "redis-cluster-init",
         "prometheus",
@@ -57,11 +58,12 @@ CONTAINER_ROLES: Final = frozenset(
         "blackbox-exporter",
     }
 )
-SEGMENTS: Final = frozenset({"dmz", "production", "database", "management"})
+SEGMENTS: Final = frozenset({"dmz", "production", "database", "management", "offsite"})
 VOLUME_ROLES: Final = frozenset(
     {
         "postgres-data",
         "backup-repo",
+        "offsite-repo",
         "redis-data",
         "prometheus-data",
         "grafana-data",

@@ -35,6 +35,10 @@ VARIANTS = {
     "grafana-off": ({}, "monitoring-stack-present"),
     # A hardening setting computed from another resource's output: unknown in the preview.
     "computed-container-user": ({}, "hardening-non-root"),
+    "offsite-missing": ({}, "backup-offsite-repository"),
+    "offsite-unencrypted": ({}, "backup-repository-encrypted"),
+    "offsite-retention-7-days": ({"medisys:backups": {"retention_days": 30, "full_interval_hours": 24, "diff_interval_hours": 4,
+                                                      "offsite": {"retention_days": 7}}}, "backup-offsite-repository"),
 }
 
 

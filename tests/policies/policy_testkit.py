@@ -119,6 +119,14 @@ repo1-path=/var/lib/pgbackrest
 repo1-retention-full-type=time
 repo1-retention-full=30
 repo1-cipher-type=aes-256-cbc
+repo2-type=sftp
+repo2-path=/srv/pgbackrest
+repo2-sftp-host=offsite.example.org
+repo2-sftp-host-user=pgbackrest
+repo2-sftp-host-key-check-type=fingerprint
+repo2-retention-full-type=time
+repo2-retention-full=90
+repo2-cipher-type=aes-256-cbc
 log-level-console=info
 
 [medisys]

@@ -166,3 +166,33 @@ def test_the_pinned_grafana_image_is_the_official_one_by_index_digest():
     import re
 
     assert re.fullmatch(r"grafana/grafana:12\.4\.5@sha256:[0-9a-f]{64}", config.GRAFANA_IMAGE)
+
+
+def test_an_offsite_host_without_a_pinned_host_key_is_refused():
+    message = error_for({"backups": {"offsite": {"host": "backup.example.org"}}})
+    assert "medisys:backups.offsite" in message and "host_key_fingerprint is required" in message and "ssh-keygen -lf" in message
+
+
+def test_an_offsite_fingerprint_in_neither_form_is_refused():
+    message = error_for({"backups": {"offsite": {"host": "backup.example.org", "host_key_fingerprint": "SHA1:abc"}}})
+    assert "medisys:backups.offsite.host_key_fingerprint" in message and "SHA256:<base64>" in message
+
+
+def test_an_offsite_fingerprint_is_accepted_as_openssh_sha256_or_hex_and_kept_as_hex():
+    import base64
+
+    digest = bytes(range(32))
+    openssh = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")  # what `ssh-keygen -lf` prints
+    for given in (openssh, digest.hex().upper()):
+        cfg = config.load({"environment": "dev", "backups": {"offsite": {"host": "h.example", "host_key_fingerprint": given}}}, "dev")
+        assert cfg.backups.offsite.host_key_fingerprint == digest.hex()
+
+
+def test_offsite_retention_defaults_per_stack_file():
+    import yaml
+
+    from tests.support.engine import ROOT
+
+    days = {env: yaml.safe_load((ROOT / f"Pulumi.{env}.yaml").read_text())["config"]["medisys:backups"]["offsite"]["retention_days"]
+            for env in ("dev", "staging", "prod")}
+    assert days == {"dev": 7, "staging": 14, "prod": 90}

@@ -14,6 +14,7 @@ import pulumi_random as random
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import config  # noqa: E402
+from components.backups import CONFIG_PATH as PGBACKREST_CONF  # noqa: E402
 from components.load_balancer import CONFIG_PATH as HAPROXY_CFG  # noqa: E402
 from components.postgres import PATRONI_DIR  # noqa: E402
 from topology import build_topology  # noqa: E402
@@ -68,6 +69,18 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["uploads"] = [
             docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
             if u.file == HAPROXY_CFG
+            else u
+            for u in props["uploads"]
+        ]
+    elif variant in ("offsite-missing", "offsite-unencrypted") and role in ("postgres", "postgres-backup"):
+        # offsite-missing: every repo2 line gone (one local repository again); offsite-unencrypted:
+        # repo2 written without a cipher.
+        drop = "repo2-" if variant == "offsite-missing" else "repo2-cipher-type="
+        props["uploads"] = [
+            docker.ContainerUploadArgs(
+                file=u.file, content="\n".join(line for line in u.content.splitlines() if not line.startswith(drop)) + "\n"
+            )
+            if u.file == PGBACKREST_CONF
             else u
             for u in props["uploads"]
         ]
