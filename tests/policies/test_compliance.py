@@ -106,10 +106,11 @@ def test_report_of_the_prod_preview_judges_each_resource_its_policy_selects() ->
     assert {row["status"] for row in report["summary"]} == {PASSED}
     privileged = policy_entry(report, "hardening-no-privileged")
     containers = [r for r in privileged["resources"]]
-    assert len(containers) == 31 and {r["type"] for r in containers} == {CONTAINER}
+    assert len(containers) == 34 and {r["type"] for r in containers} == {CONTAINER}
     postgres = policy_entry(report, "tls-postgres-ssl-on")["resources"]
     assert sorted(r["name"] for r in postgres) == ["medisys-prod-pg-1", "medisys-prod-pg-2", "medisys-prod-pg-3"]
-    assert policy_entry(report, "tls-grafana-access")["status"] == "no resources"  # prod deploys no Grafana yet
+    grafana = policy_entry(report, "tls-grafana-access")["resources"]
+    assert [(r["name"], r["status"]) for r in grafana] == [("medisys-prod-mon-grafana", PASSED)]
     (stack_row,) = policy_entry(report, "postgres-automatic-failover")["resources"]
     assert (stack_row["type"], stack_row["status"]) == ("pulumi:pulumi:Stack", PASSED)
     assert policy_entry(report, "policy-config-matches-stack")["enforcementLevel"] == "mandatory"
@@ -123,7 +124,7 @@ def test_report_shows_the_violated_policy_failed_for_each_violating_resource() -
     for resource in failed:
         (message,) = resource["messages"]
         assert message.startswith(f"Container '{resource['name']}' (role app): runs privileged")
-    assert entry["counts"] == {PASSED: 28, FAILED: 3, NOT_JUDGED: 0}
+    assert entry["counts"] == {PASSED: 31, FAILED: 3, NOT_JUDGED: 0}
     assert control_row(report, "CIS Docker v1.6.0 5.5")["status"] == FAILED
     assert control_row(report, "HIPAA 164.312(a)(1)")["status"] == FAILED
     assert control_row(report, "HIPAA 164.312(e)(1)")["status"] == PASSED
@@ -145,7 +146,7 @@ def test_report_marks_a_policy_that_could_not_read_a_computed_value_not_judged()
     entry = policy_entry(report, "hardening-non-root")
     skipped = {r["name"]: r for r in entry["resources"] if r["status"] == NOT_JUDGED}
     assert sorted(skipped) == ["medisys-prod-app-1", "medisys-prod-app-2", "medisys-prod-app-3"]
-    assert "can't run policy 'hardening-non-root'" in skipped["medisys-prod-app-1"]["messages"][0]
+    assert "cannot verify policy 'hardening-non-root' in this preview: `user` is unknown" in skipped["medisys-prod-app-1"]["messages"][0]
     assert entry["counts"][FAILED] == 0
     assert control_row(report, "CIS Docker v1.6.0 4.1")["status"] == NOT_JUDGED
 
