@@ -4,13 +4,16 @@
 #            PostgreSQL, holds or follows the leader lock in etcd, promotes, rewinds and rejoins;
 #   backup   a pgBackRest agent beside the members: creates the stanza, runs scheduled
 #            full/differential backups (pgBackRest finds the primary among the listed members)
-#            and publishes their age as Prometheus metrics.
+#            to every configured repository, and publishes per repository their age, the
+#            last run's result and the WAL archive lag as Prometheus metrics
+#            (medisys-backup-metrics).
 # Passwords arrive as files (never environment values) and never reach a command line.
 set -euo pipefail
 
 : "${PG_ROLE:?set PG_ROLE to member or backup}"
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 : "${STANZA:=main}"
+RUNS_DIR=/var/lib/medisys-backup/runs
 export PGDATA
 CONF=/etc/postgresql/postgresql.conf
 TLS_DIR=/etc/postgresql/tls
@@ -36,45 +39,49 @@ run_member() {
 }
 
 backup_age_seconds() {
-    # Seconds since the newest backup of the given type (or any type) finished; empty if none.
-    local type=$1
-    pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg t "$type" \
-        '[.[0].backup[]? | select($t == "any" or .type == $t) | .timestamp.stop] | max // empty | (now - .) | floor'
+    # Seconds since the newest backup of the given type (or any type) in repository $2 finished;
+    # empty if it has none.
+    local type=$1 repo=$2
+    pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg t "$type" --argjson r "$repo" \
+        '[.[0].backup[]? | select(.database."repo-key" == $r) | select($t == "any" or .type == $t) | .timestamp.stop]
+         | max // empty | (now - .) | floor'
+}
+
+configured_repos() {
+    # Every repository pgBackRest is configured with (it lists an unreachable one too).
+    local repos
+    repos=$(pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r '.[0].repo[]?.key' || true)
+    echo "${repos:-1}"
+}
+
+backup_repo() {
+    # One round for repository $1: a full backup when due, else a differential when due. The
+    # result goes to RUNS_DIR/repo<N> ("<exit code> <type> <end time>") for the metrics.
+    local repo=$1 full_age diff_age type="" rc
+    full_age=$(backup_age_seconds full "$repo")
+    diff_age=$(backup_age_seconds any "$repo")
+    if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
+        type=full
+    elif [ "$diff_age" -ge $((BACKUP_DIFF_INTERVAL_HOURS * 3600)) ]; then
+        type=diff
+    fi
+    [ -n "$type" ] || return 0
+    log "$type backup due in repository $repo"
+    rc=0
+    pgbackrest --stanza="$STANZA" --repo="$repo" --type="$type" backup || rc=$?
+    [ "$rc" = 0 ] || log "ERROR: $type backup to repository $repo failed (exit $rc)"
+    echo "$rc $type $(date +%s)" > "$RUNS_DIR/.repo$repo" && mv "$RUNS_DIR/.repo$repo" "$RUNS_DIR/repo$repo"
 }
 
 write_metrics() {
-    local dir=/var/lib/medisys-backup/www tmp
-    tmp=$(mktemp "$dir/.metrics.XXXX")
-    {
-        echo "# HELP medisys_backup_last_success_timestamp_seconds When the newest backup of each type finished."
-        echo "# TYPE medisys_backup_last_success_timestamp_seconds gauge"
-        pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg s "$STANZA" '
-            .[0].backup // [] | group_by(.type)[] | max_by(.timestamp.stop)
-            | "medisys_backup_last_success_timestamp_seconds{stanza=\"\($s)\",type=\"\(.type)\"} \(.timestamp.stop)"'
-        echo "# HELP medisys_backup_full_interval_seconds The schedule: a full backup is due this often."
-        echo "# TYPE medisys_backup_full_interval_seconds gauge"
-        echo "medisys_backup_full_interval_seconds{stanza=\"$STANZA\"} $((BACKUP_FULL_INTERVAL_HOURS * 3600))"
-        local mount column
-        # One family at a time: the text format wants each metric's samples together.
-        for column in size avail; do
-            echo "# HELP medisys_filesystem_${column}_bytes Volume ${column} in bytes, for the data directory and the repository."
-            echo "# TYPE medisys_filesystem_${column}_bytes gauge"
-            for mount in /var/lib/postgresql/members/* /var/lib/pgbackrest; do
-                echo "medisys_filesystem_${column}_bytes{mount=\"$mount\"} $(df -B1 --output="$column" "$mount" | tail -n 1 | tr -d ' ')"
-            done
-        done
-        echo "# HELP medisys_backup_last_run_success Whether the last scheduled backup run succeeded."
-        echo "# TYPE medisys_backup_last_run_success gauge"
-        echo "medisys_backup_last_run_success{stanza=\"$STANZA\"} $1"
-    } > "$tmp"
-    chmod 0644 "$tmp"
-    mv "$tmp" "$dir/metrics"
+    medisys-backup-metrics --stanza="$STANZA" --runs="$RUNS_DIR" --output=/var/lib/medisys-backup/www/metrics \
+        || log "ERROR: the metrics could not be written"
 }
 
 run_backup() {
     : "${BACKUP_FULL_INTERVAL_HOURS:?}" "${BACKUP_DIFF_INTERVAL_HOURS:?}" "${METRICS_LISTEN:?}"
     need_file /etc/pgbackrest/conf.d/cipher.conf
-    mkdir -p /var/lib/medisys-backup/www
+    mkdir -p /var/lib/medisys-backup/www "$RUNS_DIR"
     rm -f /var/lib/medisys-backup/healthy
     busybox httpd -f -p "$METRICS_LISTEN" -h /var/lib/medisys-backup/www &
     log "waiting for a primary among the members"
@@ -91,18 +98,12 @@ run_backup() {
     [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "no primary answered pgBackRest's check in 180 s"; }
     log "stanza $STANZA ready"
     touch /var/lib/medisys-backup/healthy
-    local ok=1 full_age diff_age
+    local repo
     while true; do
-        full_age=$(backup_age_seconds full)
-        diff_age=$(backup_age_seconds any)
-        if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
-            log "full backup due"
-            if pgbackrest --stanza="$STANZA" --type=full backup; then ok=1; else ok=0; fi
-        elif [ "$diff_age" -ge $((BACKUP_DIFF_INTERVAL_HOURS * 3600)) ]; then
-            log "differential backup due"
-            if pgbackrest --stanza="$STANZA" --type=diff backup; then ok=1; else ok=0; fi
-        fi
-        write_metrics "$ok"
+        for repo in $(configured_repos); do
+            backup_repo "$repo"
+        done
+        write_metrics
         sleep 60 &
         wait $!
     done
