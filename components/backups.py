@@ -63,8 +63,10 @@ class DatabaseBackups(pulumi.ComponentResource):
     from whichever member Patroni promotes. The agent mounts every member's data directory
     (read-only) and socket and lists them all to pgBackRest, which finds the primary among them:
     scheduled backups follow a failover too. It takes a full backup every `full_interval_hours`
-    and differentials in between; pgBackRest expires what is older than `retention_days`. The
-    agent publishes the age of the newest backup for Prometheus.
+    and differentials in between, to every repository pgBackRest is configured with; pgBackRest
+    expires what is older than `retention_days`. The agent publishes per repository its status,
+    the newest backups, the last run's result and the WAL archive lag for Prometheus
+    (images/postgres/medisys_backup_metrics.py).
     """
 
     def __init__(self, name: str, args: Backups, *, protect_data: bool, opts: pulumi.ResourceOptions | None = None) -> None:
