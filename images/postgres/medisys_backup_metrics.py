@@ -252,10 +252,13 @@ WAL_QUERY = "select name, extract(epoch from modification) from pg_ls_waldir()"
 
 
 def psql(socket_dir: str, query: str) -> list[list[str]] | None:
-    result = subprocess.run(
-        ["psql", "-X", "-q", "-At", "-F", "\t", "-h", socket_dir, "-U", "postgres", "-d", "postgres", "-c", query],
-        capture_output=True, text=True, timeout=20,
-    )
+    try:
+        result = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-F", "\t", "-h", socket_dir, "-U", "postgres", "-d", "postgres", "-c", query],
+            capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # a member that hangs is not the primary this round
     if result.returncode != 0:
         return None
     return [line.split("\t") for line in result.stdout.splitlines() if line]
@@ -284,7 +287,10 @@ def find_primary(socket_dirs: list[str]) -> Primary | None:
 
 
 def pgbackrest_info(stanza: str) -> list[dict[str, Any]] | None:
-    result = subprocess.run(["pgbackrest", f"--stanza={stanza}", "--output=json", "info"], capture_output=True, text=True, timeout=120)
+    try:
+        result = subprocess.run(["pgbackrest", f"--stanza={stanza}", "--output=json", "info"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # reported as medisys_backup_info_success 0
     if result.returncode != 0:
         return None
     try:

@@ -243,3 +243,12 @@ def test_the_tools_own_output_in_the_real_container_matches_a_render_of_the_same
 def test_an_unparseable_run_record_is_skipped(tmp_path, bad):
     (tmp_path / "repo1").write_text(bad)
     assert tool.read_runs(tmp_path) == {}
+
+
+def test_a_hanging_pgbackrest_or_member_counts_as_no_answer(monkeypatch):
+    def hang(*args, **kwargs):
+        raise tool.subprocess.TimeoutExpired(args[0], 1)
+
+    monkeypatch.setattr(tool.subprocess, "run", hang)
+    assert tool.pgbackrest_info("main") is None
+    assert tool.find_primary(["/var/run/postgresql/members/1"]) is None
