@@ -13,7 +13,6 @@ set -euo pipefail
 : "${PG_ROLE:?set PG_ROLE to member or backup}"
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 : "${STANZA:=main}"
-RUNS_DIR=/var/lib/medisys-backup/runs
 export PGDATA
 CONF=/etc/postgresql/postgresql.conf
 TLS_DIR=/etc/postgresql/tls
@@ -40,24 +39,28 @@ run_member() {
 
 backup_age_seconds() {
     # Seconds since the newest backup of the given type (or any type) in repository $2 finished;
-    # empty if it has none.
+    # empty if none.
     local type=$1 repo=$2
-    pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg t "$type" --argjson r "$repo" \
-        '[.[0].backup[]? | select(.database."repo-key" == $r) | select($t == "any" or .type == $t) | .timestamp.stop]
-         | max // empty | (now - .) | floor'
+    pgbackrest --stanza="$STANZA" --repo="$repo" --output=json info 2>/dev/null | jq -r --arg t "$type" \
+        '[.[0].backup[]? | select($t == "any" or .type == $t) | .timestamp.stop] | max // empty | (now - .) | floor'
 }
 
 configured_repos() {
-    # Every repository pgBackRest is configured with (it lists an unreachable one too).
+    # Without BACKUP_REPOS: every repository pgBackRest is configured with (info lists an
+    # unreachable one too).
     local repos
     repos=$(pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r '.[0].repo[]?.key' || true)
     echo "${repos:-1}"
 }
 
 backup_repo() {
-    # One round for repository $1: a full backup when due, else a differential when due. The
-    # result goes to RUNS_DIR/repo<N> ("<exit code> <type> <end time>") for the metrics.
-    local repo=$1 full_age diff_age type="" rc
+    # A scheduled backup into repository $1 if one is due. A failure (an unreachable offsite
+    # server, a host key that does not match the pinned one) is logged as an ERROR naming the
+    # repository and recorded, never skipped: the other repository's backup does not hide it.
+    # The record, /var/lib/medisys-backup/repo<N>.status, is "ok|failed <end time> <exit code>
+    # <type>" (medisys-backup-metrics reads it; "ok" or "failed <time>" alone is read too).
+    # Returns non-zero on failure.
+    local repo=$1 full_age diff_age type='' rc=0
     full_age=$(backup_age_seconds full "$repo")
     diff_age=$(backup_age_seconds any "$repo")
     if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
@@ -66,22 +69,32 @@ backup_repo() {
         type=diff
     fi
     [ -n "$type" ] || return 0
-    log "$type backup due in repository $repo"
-    rc=0
+    log "$type backup due in repo$repo"
     pgbackrest --stanza="$STANZA" --repo="$repo" --type="$type" backup || rc=$?
-    [ "$rc" = 0 ] || log "ERROR: $type backup to repository $repo failed (exit $rc)"
-    echo "$rc $type $(date +%s)" > "$RUNS_DIR/.repo$repo" && mv "$RUNS_DIR/.repo$repo" "$RUNS_DIR/repo$repo"
+    if [ "$rc" = 0 ]; then
+        record_run "$repo" "ok $(date -u +%s) 0 $type"
+    else
+        record_run "$repo" "failed $(date -u +%s) $rc $type"
+        log "ERROR: $type backup to repo$repo failed (exit $rc, see pgBackRest's message above); it is retried in 60 s"
+        return 1
+    fi
+}
+
+record_run() {
+    local file=/var/lib/medisys-backup/repo$1.status
+    echo "$2" > "$file.tmp" && mv "$file.tmp" "$file"
 }
 
 write_metrics() {
-    medisys-backup-metrics --stanza="$STANZA" --runs="$RUNS_DIR" --output=/var/lib/medisys-backup/www/metrics \
+    # Per repository: status, newest backups, the last run (the .status records), WAL archive lag.
+    medisys-backup-metrics --stanza="$STANZA" --runs=/var/lib/medisys-backup --output=/var/lib/medisys-backup/www/metrics \
         || log "ERROR: the metrics could not be written"
 }
 
 run_backup() {
     : "${BACKUP_FULL_INTERVAL_HOURS:?}" "${BACKUP_DIFF_INTERVAL_HOURS:?}" "${METRICS_LISTEN:?}"
     need_file /etc/pgbackrest/conf.d/cipher.conf
-    mkdir -p /var/lib/medisys-backup/www "$RUNS_DIR"
+    mkdir -p /var/lib/medisys-backup/www
     rm -f /var/lib/medisys-backup/healthy
     busybox httpd -f -p "$METRICS_LISTEN" -h /var/lib/medisys-backup/www &
     log "waiting for a primary among the members"
@@ -100,8 +113,8 @@ run_backup() {
     touch /var/lib/medisys-backup/healthy
     local repo
     while true; do
-        for repo in $(configured_repos); do
-            backup_repo "$repo"
+        for repo in ${BACKUP_REPOS:-$(configured_repos)}; do
+            backup_repo "$repo" || true
         done
         write_metrics
         sleep 60 &

@@ -13,7 +13,7 @@ exposition format to a file that busybox httpd serves on the management segment.
   archive_timeout. A repository's archive lag is the age of the oldest completed segment the
   primary has and the repository lacks (0 when it has them all): a quiet database does not look
   lagging, a stuck archive does within one round;
-* the run records the loop writes (`RUNS_DIR/repo<N>`: exit code, backup type, end time);
+* the run records the loop writes (`repo<N>.status`: ok|failed, end time, exit code, type);
 * the repository types in pgbackrest.conf (`repoN-type`, posix when absent), as a label.
 
 Standard library only (the image's python3 is Debian's). Tested on real pgBackRest 2.55 output by
@@ -44,11 +44,12 @@ STATUS_OK, STATUS_NO_BACKUP = 0, 2
 
 @dataclass(frozen=True)
 class Run:
-    """One scheduled backup run of the agent's loop, as it recorded it."""
+    """One backup run to a repository, as the agent's loop (or scripts/backup-now) recorded it."""
 
-    exit_code: int
-    type: str
-    finished: float
+    success: bool
+    finished: float | None = None
+    exit_code: int | None = None
+    type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,27 @@ def repo_types(config_texts: list[str]) -> dict[int, str]:
     return types
 
 
+def parse_run(text: str) -> Run | None:
+    """`ok|failed [<unix end time> [<exit code> [<type>]]]`; None when it is neither."""
+    words = text.split()
+    if not words or words[0] not in ("ok", "failed"):
+        return None
+    try:
+        finished = float(words[1]) if len(words) > 1 else None
+        exit_code = int(words[2]) if len(words) > 2 else (0 if words[0] == "ok" else None)
+    except ValueError:
+        return None
+    return Run(success=words[0] == "ok", finished=finished, exit_code=exit_code, type=words[3] if len(words) > 3 else None)
+
+
 def read_runs(runs_dir: Path) -> dict[int, Run]:
-    """The loop's records, `repo<N>` files holding `<exit code> <type> <unix end time>`."""
+    """The last run per repository: `repo<N>.status` files in runs_dir."""
     runs: dict[int, Run] = {}
-    for path in sorted(runs_dir.glob("repo*")):
-        match = re.fullmatch(r"repo([0-9]+)", path.name)
-        parts = path.read_text().split()
-        if not match or len(parts) != 3:
-            continue
-        try:
-            runs[int(match.group(1))] = Run(exit_code=int(parts[0]), type=parts[1], finished=float(parts[2]))
-        except ValueError:
-            continue  # a record being written or damaged: the next round rewrites it
+    for path in sorted(runs_dir.glob("repo*.status")):
+        match = re.fullmatch(r"repo([0-9]+)\.status", path.name)
+        run = parse_run(path.read_text()) if match else None
+        if match and run:
+            runs[int(match.group(1))] = run
     return runs
 
 
@@ -201,9 +211,11 @@ def render(
 
     for repo_key, run in sorted(runs.items()):
         labels = repos.get(repo_key, {**base, "repo": str(repo_key), "repo_type": types.get(repo_key, "posix")})
-        out.add("medisys_backup_last_run_success", "gauge", "Whether the agent's last backup run to each repository succeeded.", labels, 1 if run.exit_code == 0 else 0)
-        out.add("medisys_backup_last_run_exit_code", "gauge", "pgBackRest's exit code of the agent's last backup run to each repository.", labels, run.exit_code)
-        out.add("medisys_backup_last_run_timestamp_seconds", "gauge", "When the agent's last backup run to each repository ended.", labels, run.finished)
+        out.add("medisys_backup_last_run_success", "gauge", "Whether the agent's last backup run to each repository succeeded.", labels, 1 if run.success else 0)
+        if run.exit_code is not None:
+            out.add("medisys_backup_last_run_exit_code", "gauge", "pgBackRest's exit code of the agent's last backup run to each repository.", labels, run.exit_code)
+        if run.finished is not None:
+            out.add("medisys_backup_last_run_timestamp_seconds", "gauge", "When the agent's last backup run to each repository ended.", labels, run.finished)
 
     out.add("medisys_backup_primary_found", "gauge", "Whether the agent found the primary among the members.", base, 1 if primary else 0)
     if primary:
@@ -311,7 +323,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", default="/etc/pgbackrest/pgbackrest.conf")
     parser.add_argument("--sockets", default="/var/run/postgresql/members/*", help="glob of the members' socket directories")
     parser.add_argument("--mounts", default="/var/lib/postgresql/members/* /var/lib/pgbackrest", help="space-separated globs for the filesystem metrics")
-    parser.add_argument("--runs", default="/var/lib/medisys-backup/runs")
+    parser.add_argument("--runs", default="/var/lib/medisys-backup", help="folder of the repo<N>.status run records")
     parser.add_argument("--output", required=True, help="file to write (atomically)")
     args = parser.parse_args(argv)
 

@@ -136,16 +136,24 @@ def test_the_schedule_bounds_come_from_the_configured_intervals():
 
 
 def test_last_run_per_repository_from_the_loops_records(tmp_path):
-    (tmp_path / "repo1").write_text("0 full 1796304450\n")
-    (tmp_path / "repo2").write_text((FIXTURES / "repo2-error-run").read_text())
-    (tmp_path / ".repo3").write_text("0 diff 1")  # being written: ignored
+    (tmp_path / "repo1.status").write_text("ok 1796304450 0 full\n")
+    (tmp_path / "repo2.status").write_text((FIXTURES / "repo2-error-run").read_text())  # pgBackRest's real exit 41
+    (tmp_path / "repo3.status.tmp").write_text("ok 1 0 diff")  # being written: ignored
     runs = tool.read_runs(tmp_path)
     assert set(runs) == {1, 2}
     text = render("repo2-error", runs=runs)
     assert value(text, "medisys_backup_last_run_success", repo="1") == 1
     assert value(text, "medisys_backup_last_run_success", repo="2") == 0
-    assert value(text, "medisys_backup_last_run_exit_code", repo="2") == 41  # pgBackRest's real exit code
+    assert value(text, "medisys_backup_last_run_exit_code", repo="2") == 41
     assert value(text, "medisys_backup_last_run_timestamp_seconds", repo="1") == 1796304450
+
+
+def test_short_records_as_scripts_backup_now_writes_them_are_read():
+    assert tool.parse_run("ok\n") == tool.Run(success=True, finished=None, exit_code=0, type=None)
+    assert tool.parse_run("failed 1796304461") == tool.Run(success=False, finished=1796304461.0, exit_code=None, type=None)
+    text = render("repo2-error", runs={2: tool.parse_run("failed 1796304461")})
+    assert value(text, "medisys_backup_last_run_success", repo="2") == 0
+    assert value(text, "medisys_backup_last_run_exit_code", repo="2") is None  # unknown, not invented
 
 
 # --- WAL archiving per repository -----------------------------------------------------------------
@@ -219,7 +227,7 @@ def test_repository_types_come_from_pgbackrest_conf_and_default_to_posix():
 
 
 def test_the_exposition_keeps_each_family_together_with_help_and_type():
-    text = render("repo2-error", runs={2: tool.Run(exit_code=41, type="diff", finished=1.0)})
+    text = render("repo2-error", runs={2: tool.Run(success=False, finished=1.0, exit_code=41, type="diff")})
     seen: list[str] = []
     for line in text.splitlines():
         name = line.split()[2] if line.startswith("# ") else re.match(r"[a-z_]+", line).group(0)
@@ -239,9 +247,9 @@ def test_the_tools_own_output_in_the_real_container_matches_a_render_of_the_same
     assert written['medisys_backup_primary_found{stanza="main"}'] == 1
 
 
-@pytest.mark.parametrize("bad", ["", "0 full", "zero full yesterday"])
+@pytest.mark.parametrize("bad", ["", "0 full 1796304450", "ok yesterday", "failed 1796304461 exit41"])
 def test_an_unparseable_run_record_is_skipped(tmp_path, bad):
-    (tmp_path / "repo1").write_text(bad)
+    (tmp_path / "repo1.status").write_text(bad)
     assert tool.read_runs(tmp_path) == {}
 
 
