@@ -23,7 +23,6 @@ tests/unit/test_backup_metrics.py.
 from __future__ import annotations
 
 import argparse
-import configparser
 import glob
 import json
 import os
@@ -90,24 +89,25 @@ class Exposition:
 
 def repo_types(config_texts: list[str]) -> dict[int, str]:
     """repoN-type from the [global] sections of pgbackrest.conf and its conf.d files (posix when a
-    repository is configured without a type, pgBackRest's default)."""
+    repository is configured without a type, pgBackRest's default). Read line by line, as
+    pgBackRest does: a line this does not understand is skipped, never fatal."""
     types: dict[int, str] = {}
     for text in config_texts:
-        parser = configparser.ConfigParser(interpolation=None, strict=False)
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
-        parser.read_string(text)
-        for section in parser.sections():
-            if section != "global" and not section.startswith("global:"):
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
                 continue
-            for key, value in parser.items(section):
-                match = REPO_KEY.match(key)
-                if not match:
-                    continue
-                repo = int(match.group(1))
-                if match.group(2) == "type":
-                    types[repo] = value.strip()
-                else:
-                    types.setdefault(repo, "posix")
+            key, sep, value = line.partition("=")
+            match = REPO_KEY.match(key.strip())
+            if not sep or not match or not (section == "global" or section.startswith("global:")):
+                continue
+            repo = int(match.group(1))
+            if match.group(2) == "type":
+                types[repo] = value.strip()
+            else:
+                types.setdefault(repo, "posix")
     return types
 
 

@@ -223,7 +223,9 @@ def test_a_timeline_switch_counts_the_new_timelines_segments_as_missing():
 def test_repository_types_come_from_pgbackrest_conf_and_default_to_posix():
     cipher_conf = "[global]\nrepo1-cipher-pass=secret\nrepo2-cipher-pass=secret\n"
     assert tool.repo_types([TWO_REPOS, cipher_conf]) == {1: "posix", 2: "sftp"}
-    assert tool.repo_types(["[global]\nrepo1-path=/r\n\n[main]\npg1-path=/d\n"]) == {1: "posix"}
+    assert tool.repo_types(["[global]\nrepo1-path=/r\n\n[main]\npg1-path=/d\nrepo3-path=/not-global\n"]) == {1: "posix"}
+    # A line it does not understand is skipped, as pgBackRest's own parser would refuse it loudly.
+    assert tool.repo_types(["# comment\n[global]\nrepo2-type = s3\nnot a setting\n[global:archive-push]\nrepo1-path=/r\n"]) == {2: "s3", 1: "posix"}
 
 
 def test_the_exposition_keeps_each_family_together_with_help_and_type():
