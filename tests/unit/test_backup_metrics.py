@@ -5,6 +5,8 @@ The fixtures in fixtures/pgbackrest/ were captured by fixtures/pgbackrest/captur
 throwaway container of medisys/postgres: two encrypted posix repositories, full backups to both,
 a differential to repository 1; then repository 2 made unreadable (archive-push fails, info
 reports status 99, a backup to it exits 41). repo2-error.prom is the tool's own output there.
+sftp-ok.json and sftp-unreachable.json come from a live stack of this branch merged with the
+offsite branch (repo2 over SFTP), before and after `docker stop` of its SFTP server.
 """
 
 from __future__ import annotations
@@ -130,6 +132,20 @@ def test_the_schedule_bounds_come_from_the_configured_intervals():
     assert value(text, "medisys_backup_interval_seconds") == 6 * 3600
     # Differentials less often than fulls: a backup is still due every full interval.
     assert value(render("two-repos-ok", full_interval_hours=12, diff_interval_hours=24), "medisys_backup_interval_seconds") == 12 * 3600
+
+
+def test_a_real_sftp_repository_reports_ok_then_99_when_its_server_is_stopped():
+    p = primary("two-repos-ok")
+    ok = render("two-repos-ok", info_state="sftp-ok", primary=p)
+    assert value(ok, "medisys_backup_repo_status", repo="2", repo_type="sftp") == 0
+    assert value(ok, "medisys_backup_last_success_timestamp_seconds", repo="2", repo_type="sftp", type="full") is not None
+    down = render("two-repos-ok", info_state="sftp-unreachable", primary=p)
+    assert value(down, "medisys_backup_repo_status", repo="1", repo_type="posix") == 0
+    assert value(down, "medisys_backup_repo_status", repo="2", repo_type="sftp") == 99
+    # pgBackRest lists no backup and no archive for a repository it cannot reach: no stale series.
+    assert value(down, "medisys_backup_last_success_timestamp_seconds", repo="2") is None
+    assert value(down, "medisys_wal_archive_lag_seconds", repo="2") is None
+    assert "No route to host" not in down  # the message stays in `pgbackrest info`
 
 
 # --- the agent's runs -----------------------------------------------------------------------------
