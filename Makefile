@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview drift destroy test test-unit images outputs report bench
+.PHONY: bootstrap up preview compliance drift destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -20,6 +20,12 @@ up: bootstrap
 preview: bootstrap
 	bash scripts/stack-select $(STACK)
 	$(PULUMI) preview --policy-pack policies --policy-pack-config policies/config/$(STACK).json
+
+## Compliance report: a real `pulumi preview` of STACK with the pack and policies/config/$(STACK).json,
+## written as reports/compliance-$(STACK).json and .md (control -> policies -> each resource).
+## Locally the stack's remote Docker host is stood in for by this engine (scripts/compliance-report).
+compliance: bootstrap
+	venv/bin/python scripts/compliance-report --stack $(STACK)
 
 ## Drift check: `pulumi preview --refresh --expect-no-changes`; exits non-zero with the list of
 ## resources changed by hand (scripts/drift). `pulumi up --refresh` puts them back.

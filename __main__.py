@@ -18,10 +18,14 @@ pulumi.export("https_url", platform.load_balancer.https_url)
 pulumi.export("http_url", f"http://{cfg.load_balancer.bind_address}:{cfg.load_balancer.http_port}")
 pulumi.export("ca_certificate", platform.ca.cert_pem)
 pulumi.export("prometheus_url", platform.monitoring.prometheus_url)
+# On the management segment only (no published port): reach it through a tunnel to that network.
+pulumi.export("grafana_url", platform.monitoring.grafana_url)
 # Which member leads is runtime state (`scripts/pg-switchover --list`); the endpoint follows it.
 pulumi.export("postgres_endpoint", platform.postgres.proxy_address)
 pulumi.export("postgres_members", platform.postgres.member_addresses)
 pulumi.export("redis_nodes", platform.redis.addresses)
+# The offsite repository's login key (public): install it in the offsite account's authorized_keys.
+pulumi.export("offsite_client_public_key", platform.backups.client_public_key)
 pulumi.export("containers", {
     "load_balancer": platform.load_balancer.container.name,
     "apps": [c.name for c in platform.apps.containers],
@@ -29,7 +33,9 @@ pulumi.export("containers", {
     "postgres_etcd": [c.name for c in platform.postgres.etcd],
     "postgres_proxy": platform.postgres.proxy.name,
     "backup_agent": platform.backups.agent.name if platform.backups.agent else None,
+    "offsite_sftp": platform.backups.offsite_sftp.name if platform.backups.offsite_sftp else None,
     "redis": [c.name for c in platform.redis.nodes],
     "prometheus": platform.monitoring.prometheus.name,
     "alertmanager": platform.monitoring.alertmanager.name,
+    "grafana": platform.monitoring.grafana.name if platform.monitoring.grafana else None,
 })

@@ -8,7 +8,10 @@ dicts, so tests never mock Pulumi.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
 TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
-SEGMENTS = ("dmz", "production", "database", "management")
+SEGMENTS = ("dmz", "production", "database", "management", "offsite")
+# The official Grafana image, pinned to the multi-arch index digest of release 12.4.5 (the
+# extended-support 12.x line). No registry is reachable where this was written, so the digest
+# comes from published records, not a pull: public repositories that pin
+# grafana/grafana:12.4.5@sha256:26b8f35a... record it as `crane digest` output (2026-07-15) and
+# as the Docker v2 manifest list from `docker buildx imagetools inspect`, whose linux/amd64
+# child is sha256:5e8dea6bf166881f31f370c16ba87a9eebe8ed33db7cce29ee6baf675d60676a.
+# Check it where a registry answers: `docker buildx imagetools inspect grafana/grafana:12.4.5`.
+# The name:tag@digest form works with upstream pulumi-docker's find-or-pull: Docker 20.10's API
+# pulls it by digest and `GET /images/{name:tag@digest}/json` finds it (checked against a
+# local registry, 2026-12-03); the tag is for readers, the digest decides what runs.
+GRAFANA_IMAGE = "grafana/grafana:12.4.5@sha256:26b8f35a9e4e4431995cf64c3f396505a4faf17bcfc19f9ed84943ec6bfd5ecd"
+# Images the platform takes from their publisher instead of building them from images/.
+UPSTREAM_IMAGES = {"grafana": GRAFANA_IMAGE}
 MAX_APP_SERVERS = 4  # the load balancer keeps this many server slots; the address plan has room for them
 REDIS_MAX_NODES = 9  # masters and replicas together: database-segment hosts .31-.39
 
@@ -41,6 +57,9 @@ class Networks(Strict):
     production: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.1.0/24")
     database: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.2.0/24")
     management: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.3.0/24")
+    # The path to the offsite backup repository: the backup agent and the PostgreSQL members
+    # (they archive WAL) reach the offsite SFTP server through it, nothing else does.
+    offsite: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.4.0/24")
 
     @field_validator("*")
     @classmethod
@@ -142,8 +161,71 @@ class Postgres(Strict):
         return 1 + self.replicas
 
 
-class Backups(Strict):
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_hex_fingerprint(value: str) -> str:
+    """An SSH host key fingerprint as pgBackRest compares it (lowercase hex of SHA-256 over the key
+    blob), from either that hex or OpenSSH's `SHA256:<base64>` (what `ssh-keygen -lf` prints)."""
+    text = value.strip()
+    if text.startswith("SHA256:"):
+        encoded = text.removeprefix("SHA256:")
+        try:
+            digest = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            digest = b""
+        if len(digest) != 32:
+            raise ValueError(f"{value!r} is not a SHA256 fingerprint: copy the `SHA256:...` field of `ssh-keygen -lf KEY.pub`")
+        return digest.hex()
+    hexed = text.replace(":", "").lower()
+    if not SHA256_HEX.match(hexed):
+        raise ValueError(
+            f"{value!r} is not a SHA-256 host key fingerprint: give `SHA256:<base64>` from `ssh-keygen -lf KEY.pub`"
+            " or 64 hex digits from `awk '{print $2}' KEY.pub | base64 -d | sha256sum`"
+        )
+    return hexed
+
+
+class OffsiteRepository(Strict):
+    """pgBackRest's second repository (repo2), on an SFTP server away from the database host.
+
+    Without `host` the program runs an OpenSSH server of its own on the offsite segment (dev,
+    tests, a site whose offsite storage is mounted on this host); its host key is generated and
+    pinned. With `host` the repository lives on that server: give its port, the account, the
+    directory and the fingerprint of its host key (pinned: a changed key fails the backup).
+    The client key is always generated; install the `offsite_client_public_key` output in the
+    account's authorized_keys.
+    """
+
+    host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(default="pgbackrest", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    path: str = Field(default="/srv/pgbackrest", pattern=r"^/[A-Za-z0-9._/-]*$")
+    host_key_fingerprint: str | None = None
+    # Time-based: full backups (and the WAL they need) are kept this many days.
     retention_days: int = Field(default=7, ge=1, le=3650)
+
+    @field_validator("host_key_fingerprint")
+    @classmethod
+    def fingerprint_form(cls, value: str | None) -> str | None:
+        return None if value is None else sha256_hex_fingerprint(value)
+
+    @model_validator(mode="after")
+    def pinned(self) -> OffsiteRepository:
+        if self.host is not None and self.host_key_fingerprint is None:
+            raise ValueError(
+                f"host_key_fingerprint is required with host ({self.host}): the offsite server's host key is pinned;"
+                " run `ssh-keygen -lf` on its ssh_host_ed25519_key.pub (read on the server, not over the network)"
+            )
+        if self.host is None and self.host_key_fingerprint is not None:
+            raise ValueError("host_key_fingerprint is set without host: the in-stack SFTP server's key is generated; remove it or set host")
+        return self
+
+
+class Backups(Strict):
+    # The local repository (repo1), on a volume of this host.
+    retention_days: int = Field(default=7, ge=1, le=3650)
+    offsite: OffsiteRepository = OffsiteRepository()
     full_interval_hours: int = Field(default=24, ge=1, le=24)
     diff_interval_hours: int = Field(default=6, ge=1, le=24)
     resources: Resources = Resources(memory_mb=256, cpus=0.5)
@@ -200,9 +282,11 @@ class Monitoring(Strict):
     retention: str = Field(default="15d", pattern=r"^[0-9]+[dhw]$")
     scrape_interval_seconds: int = Field(default=15, ge=5, le=300)
     receivers: dict[Literal["critical", "warning"], Receiver] = {}
-    # Grafana needs an image from outside (none is buildable here): set images.overrides.grafana.
-    grafana: bool = False
+    # Grafana from the official image (config.GRAFANA_IMAGE, or images.overrides.grafana).
+    # None: on in staging and prod, which pull from a registry; off in dev, which is offline.
+    grafana: bool | None = None
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    grafana_resources: Resources = Resources(memory_mb=256, cpus=0.5)
 
 
 class Images(Strict):
@@ -221,7 +305,7 @@ class Images(Strict):
         return overrides
 
     def ref(self, service: str) -> str:
-        return self.overrides.get(service, f"{self.repository}/{service}:{self.release}")
+        return self.overrides.get(service) or UPSTREAM_IMAGES.get(service) or f"{self.repository}/{service}:{self.release}"
 
 
 class StackConfig(Strict):
@@ -246,7 +330,25 @@ class StackConfig(Strict):
             raise ValueError(
                 "redis.replicas_per_master must be 1 or more in prod: without a replica, losing one master stops the whole cluster"
             )
+        if self.environment == "prod" and self.monitoring.grafana is False:
+            raise ValueError(
+                "monitoring.grafana must be on in prod: the platform's monitoring is Prometheus, Alertmanager and Grafana"
+                " (policy monitoring-stack-present); remove the setting or set it to true"
+            )
+        grafana = self.images.ref("grafana")
+        if self.environment != "dev" and self.grafana_enabled and "@sha256:" not in grafana:
+            raise ValueError(
+                f"images.overrides.grafana ({grafana!r}) must be pinned by digest in {self.environment}:"
+                " write it as REGISTRY/grafana:VERSION@sha256:<index digest>, or remove it to use the pinned official image"
+            )
         return self
+
+    @property
+    def grafana_enabled(self) -> bool:
+        """Grafana runs unless switched off; dev leaves it off by default (no image offline)."""
+        if self.monitoring.grafana is None:
+            return self.environment != "dev"
+        return self.monitoring.grafana
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 
 import config
 from components.app_servers import SERVICE_ALIAS as APP_SERVICE_ALIAS
@@ -36,10 +35,12 @@ class Topology:
 
 def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertificate | None) -> Topology:
     prefix = cfg.name_prefix
-    networks = SegmentedNetworks(prefix, cfg.networks)
+    networks = SegmentedNetworks(prefix, cfg.networks, offsite_remote=cfg.backups.offsite.host is not None)
     ca = InternalCA(f"{prefix}-ca", organization="MediSys")
 
-    backups = DatabaseBackups(f"{prefix}-backup", cfg.backups, protect_data=cfg.protect_data)
+    backups = DatabaseBackups(
+        f"{prefix}-backup", cfg.backups, networks=networks, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
+    )
     postgres = PostgresCluster(
         f"{prefix}-pg",
         cfg.postgres,
@@ -53,7 +54,6 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
     )
     backups.start_agent(
         image=cfg.images.ref("postgres"),
-        networks=networks,
         data_volumes=postgres.data_volumes,
         socket_volumes=postgres.socket_volumes,
         members=postgres.members,
@@ -102,9 +102,14 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         opts=pulumi.ResourceOptions(depends_on=[postgres, redis, load_balancer]),
     )
 
-    grafana_image = cfg.images.overrides.get("grafana") if cfg.monitoring.grafana else None
-    if cfg.monitoring.grafana and not grafana_image:
-        pulumi.log.warn("monitoring.grafana is on but no Grafana image is set: set medisys:images.overrides.grafana; Grafana is skipped")
+    grafana_image = cfg.images.ref("grafana") if cfg.grafana_enabled else None
+    if grafana_image is None and cfg.environment == "dev":
+        # Said once per preview/up, here and nowhere else.
+        pulumi.log.info(
+            "Grafana is off in dev: its official image comes from a registry, and none is reachable offline."
+            f" Staging and prod run {config.GRAFANA_IMAGE}. To run it here, load that image into the Docker"
+            " engine and set medisys:monitoring: {grafana: true}."
+        )
     monitoring = MonitoringStack(
         f"{prefix}-mon",
         cfg.monitoring,
@@ -126,7 +131,6 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             backup_agent=backups.metrics_target,
             ca_cert_pem=ca.cert_pem,
         ),
-        grafana_admin_password=random.RandomPassword(f"{prefix}-grafana-admin", length=32, special=False).result if grafana_image else None,
         opts=pulumi.ResourceOptions(depends_on=[load_balancer, apps]),
     )
 

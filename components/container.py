@@ -6,8 +6,8 @@ the same everywhere, so the policy pack and the tiers agree on one set of conven
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -55,6 +55,11 @@ class ServiceSpec:
     wait_timeout_seconds: int = 180
     one_shot: bool = False
     stop_timeout_seconds: int = 30
+    # A read-only root filesystem takes no uploads (Docker refuses them): its files come from a
+    # volume a job fills. `tmpfs` gives it the scratch space it writes (path -> mount options).
+    read_only: bool = False
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def after_success(job: docker.Container, what: str) -> pulumi.Output[docker.Container]:
@@ -88,7 +93,7 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         healthcheck = docker.ContainerHealthcheckArgs(
             tests=["CMD", *spec.healthcheck], interval="5s", timeout="3s", retries=5, start_period="10s"
         )
-    extra_labels = {"medisys.one-shot": "true"} if spec.one_shot else None
+    extra_labels = {**spec.labels, **({"medisys.one-shot": "true"} if spec.one_shot else {})}
     return docker.Container(
         name,
         name=container_name,
@@ -117,6 +122,8 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         or None,
         volumes=list(spec.volumes) or None,
         ports=list(spec.ports) or None,
+        read_only=spec.read_only or None,
+        tmpfs=dict(spec.tmpfs) or None,
         healthcheck=healthcheck,
         restart="no" if spec.one_shot else "unless-stopped",
         must_run=not spec.one_shot,

@@ -1,4 +1,4 @@
-"""Observability: Prometheus, Alertmanager, exporters and (when its image is supplied) Grafana.
+"""Observability: Prometheus, Alertmanager, exporters and Grafana (off in offline dev).
 
 Everything here lives on the management segment; exporters also join the database segment to
 reach what they measure. Nothing publishes a port. Prometheus and Alertmanager read their config
@@ -8,6 +8,7 @@ routing change never restarts them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 import yaml
 
 from components.container import (
+    JOB_RESOURCES,
     Attachment,
     ConfigFile,
     ConfigRelease,
@@ -40,6 +43,21 @@ RULES_DIR = TEMPLATE_DIR / "prometheus" / "rules"
 GRAFANA_DIR = TEMPLATE_DIR / "grafana"
 EXPORTER_RESOURCES = Resources(memory_mb=128, cpus=0.25)
 CA_PATH = "/etc/medisys/tls/ca.crt"
+GRAFANA_USER = "472"
+# The image's own provisioning directory (owned by its user), as a volume the config job fills:
+# a fresh volume takes the directory's owner, so the job, running as that user, can write it.
+GRAFANA_CONFIG_DIR = "/etc/grafana/provisioning"
+GRAFANA_STAGE_DIR = "/tmp/medisys-grafana"  # where the job's uploads land
+GRAFANA_DASHBOARDS = "medisys-dashboards"  # the dashboard provider's folder in the volume
+GRAFANA_PASSWORD_PATH = "secrets/admin_password"
+GRAFANA_CONFIG_JOB_HOST = 56
+# Replaces what an earlier release installed; files readable by Grafana's user only.
+GRAFANA_INSTALL_SCRIPT = (
+    f"set -eu; umask 077; cd {GRAFANA_CONFIG_DIR}; "
+    f"rm -rf datasources/* dashboards/* {GRAFANA_DASHBOARDS} secrets; "
+    f"cp -R {GRAFANA_STAGE_DIR}/. .; "
+    'echo "grafana config installed: $(find . -type f | wc -l) files"'
+)
 
 
 @dataclass(frozen=True)
@@ -173,7 +191,8 @@ def rule_files() -> list[ConfigFile]:
 
 class MonitoringStack(pulumi.ComponentResource):
     """Prometheus scraping every tier with the platform's alert rules, Alertmanager routing them,
-    exporters for PostgreSQL, Redis and the edge certificate, and Grafana when an image is given."""
+    exporters for PostgreSQL, Redis and the edge certificate, and Grafana when an image is given
+    (its admin password generated here and kept a secret Output, delivered as a file)."""
 
     def __init__(
         self,
@@ -184,7 +203,6 @@ class MonitoringStack(pulumi.ComponentResource):
         grafana_image: str | None,
         networks: SegmentedNetworks,
         targets: ScrapeTargets,
-        grafana_admin_password: pulumi.Output[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:Monitoring", name, None, opts)
@@ -354,11 +372,21 @@ class MonitoringStack(pulumi.ComponentResource):
             after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)"),
             after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)"),
         ).apply(lambda _: True)
-        self.grafana = None
-        if grafana_image and grafana_admin_password is not None:
-            self.grafana = self._grafana(name, grafana_image, grafana_admin_password, on_management(GRAFANA_HOST, "grafana"), child)
+        self.grafana: docker.Container | None = None
+        self.grafana_config_job: docker.Container | None = None
+        self.grafana_admin_password: pulumi.Output[str] | None = None
+        self.grafana_url: str | None = None
+        if grafana_image:
+            password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
+            # RandomPassword.result is secret already; say so here too, so no refactoring loses it.
+            self.grafana_admin_password = pulumi.Output.secret(password.result)
+            self.grafana = self._grafana(
+                name, grafana_image, args, self.grafana_admin_password,
+                on_management(GRAFANA_HOST, "grafana"), on_management(GRAFANA_CONFIG_JOB_HOST), child,
+            )
+            self.grafana_url = f"http://{plan.host('management', GRAFANA_HOST)}:{GRAFANA_PORT}"
         self.prometheus_url = f"http://{self.prometheus_address}:{PROMETHEUS_PORT}"
-        self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released})
+        self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released, "grafana_url": self.grafana_url})
 
     def _volume(self, name: str, role: str) -> docker.Volume:
         return docker.Volume(
@@ -369,13 +397,43 @@ class MonitoringStack(pulumi.ComponentResource):
         )
 
     def _grafana(
-        self, name: str, image: str, admin_password: pulumi.Output[str], attachment: Attachment, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        image: str,
+        args: Monitoring,
+        admin_password: pulumi.Output[str],
+        attachment: Attachment,
+        job_attachment: Attachment,
+        child: pulumi.ResourceOptions,
     ) -> docker.Container:
-        provisioning = [
-            ConfigFile(f"/etc/grafana/provisioning/{p.relative_to(GRAFANA_DIR / 'provisioning')}", p.read_text())
-            for p in sorted((GRAFANA_DIR / "provisioning").rglob("*.yml"))
-        ]
-        dashboards = [ConfigFile(f"/var/lib/grafana/dashboards/{p.name}", p.read_text()) for p in sorted((GRAFANA_DIR / "dashboards").glob("*.json"))]
+        """Grafana on a read-only root filesystem. Docker refuses uploads into one, so a one-shot
+        job from the same image (and user) installs the provisioning, the dashboards and the
+        password file into a config volume, which Grafana mounts read-only."""
+        files = grafana_files()
+        config_volume = self._volume(name, "grafana-config")
+        mount = docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=GRAFANA_CONFIG_DIR)
+        self.grafana_config_job = service_container(
+            f"{name}-grafana-config",
+            f"{name}-grafana-config",
+            name,
+            ServiceSpec(
+                role="grafana-config",
+                image=image,
+                resources=JOB_RESOURCES,
+                attachments=[job_attachment],
+                healthcheck=None,
+                one_shot=True,
+                entrypoint=["/bin/sh", "-c", GRAFANA_INSTALL_SCRIPT],
+                files=[
+                    *(ConfigFile(f"{GRAFANA_STAGE_DIR}/{path}", content) for path, content in files.items()),
+                    ConfigFile(f"{GRAFANA_STAGE_DIR}/{GRAFANA_PASSWORD_PATH}", admin_password, secret=True),
+                ],
+                volumes=[mount],
+                user=GRAFANA_USER,
+            ),
+            child,
+        )
+        installed = after_success(self.grafana_config_job, f"the Grafana config install ({name}-grafana-config)")
         return service_container(
             f"{name}-grafana",
             f"{name}-grafana",
@@ -383,20 +441,46 @@ class MonitoringStack(pulumi.ComponentResource):
             ServiceSpec(
                 role="grafana",
                 image=image,
-                resources=EXPORTER_RESOURCES,
+                resources=args.grafana_resources,
                 attachments=[attachment],
                 envs=[
                     "GF_SECURITY_ADMIN_USER=admin",
-                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password",
+                    # The image's run.sh reads the file; the password never enters the container's config.
+                    f"GF_SECURITY_ADMIN_PASSWORD__FILE={GRAFANA_CONFIG_DIR}/{GRAFANA_PASSWORD_PATH}",
                     "GF_AUTH_ANONYMOUS_ENABLED=false",
                     "GF_USERS_ALLOW_SIGN_UP=false",
                     "GF_ANALYTICS_REPORTING_ENABLED=false",
                     "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
-                    "GF_PATHS_PROVISIONING=/etc/grafana/provisioning",
+                    f"GF_PATHS_PROVISIONING={GRAFANA_CONFIG_DIR}",
+                    # Docker's log driver keeps the log (rotated); no log file on the read-only root.
+                    "GF_LOG_MODE=console",
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-                files=[ConfigFile("/run/secrets/grafana_admin_password", admin_password, secret=True), *provisioning, *dashboards],
-                volumes=[docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana")],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana"),
+                    docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=GRAFANA_CONFIG_DIR, read_only=True),
+                ],
+                read_only=True,
+                tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
+                # A new provisioning or dashboard replaces Grafana, after the job installed it.
+                labels={"medisys.config-sha256": content_digest(files)},
+                # The official image's own account (USER 472, group 0, owner of its directories).
+                user=GRAFANA_USER,
             ),
-            child,
+            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
         )
+
+
+def grafana_files() -> dict[str, str]:
+    """The provisioning and dashboards, by path inside the config volume (none of them secret)."""
+    provisioning = GRAFANA_DIR / "provisioning"
+    files = {str(p.relative_to(provisioning)): p.read_text() for p in sorted(provisioning.rglob("*.yml"))}
+    files |= {f"{GRAFANA_DASHBOARDS}/{p.name}": p.read_text() for p in sorted((GRAFANA_DIR / "dashboards").glob("*.json"))}
+    return files
+
+
+def content_digest(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for path, content in sorted(files.items()):
+        digest.update(f"{path}\0{content}\0".encode())
+    return digest.hexdigest()

@@ -1,4 +1,5 @@
-"""The four network segments. Only the DMZ and production segments reach beyond the host."""
+"""The five network segments. The DMZ and production segments reach beyond the host; the offsite
+segment does only when the offsite backup repository is a real remote host."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ INTERNAL_SEGMENTS = frozenset({"database", "management"})
 
 
 class SegmentedNetworks(pulumi.ComponentResource):
-    """DMZ, production, database and management networks with fixed subnets."""
+    """DMZ, production, database, management and offsite networks with fixed subnets."""
 
-    def __init__(self, name: str, args: Networks, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: Networks, *, offsite_remote: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("medisys:platform:SegmentedNetworks", name, None, opts)
         self.plan = args
         self.segments: dict[str, docker.Network] = {}
@@ -25,7 +26,9 @@ class SegmentedNetworks(pulumi.ComponentResource):
                 f"{name}-{segment}",
                 name=f"{name}-{segment}",
                 driver="bridge",
-                internal=segment in INTERNAL_SEGMENTS,
+                # offsite: internal while its SFTP server is a container of this stack; with a real
+                # offsite host the backup agent and the members need a route out through it.
+                internal=segment in INTERNAL_SEGMENTS or (segment == "offsite" and not offsite_remote),
                 ipam_configs=[docker.NetworkIpamConfigArgs(subnet=str(subnet), gateway=str(subnet.network_address + 1))],
                 labels=[
                     docker.NetworkLabelArgs(label="medisys.segment", value=segment),

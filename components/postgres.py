@@ -373,7 +373,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 role="postgres",
                 image=image,
                 resources=args.resources,
-                attachments=[Attachment(network, address)],
+                attachments=[Attachment(network, address), *backups.member_attachments(address)],
                 # Patroni's REST API answers 200 on /health while PostgreSQL runs, in any role.
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_FILE, f"https://{address}:{REST_PORT}/health"],
                 envs=["PG_ROLE=member", f"PATRONI_CONFIG={PATRONI_DIR}"],
@@ -399,7 +399,7 @@ class PostgresCluster(pulumi.ComponentResource):
             # stops, so the cluster always keeps a leader or a member ready to take over.
             self.members.append(
                 service_container(member, member, name, spec,
-                                  pulumi.ResourceOptions(parent=self, depends_on=[*self.etcd, *self.members[-1:]]))
+                                  pulumi.ResourceOptions(parent=self, depends_on=[*self.etcd, *backups.member_dependencies, *self.members[-1:]]))
             )
 
         # Every member slot the config allows, present or not (absent ones are simply down), so

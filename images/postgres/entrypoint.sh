@@ -108,7 +108,7 @@ run_backup() {
         fi
         sleep 2
     done
-    [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "no primary answered pgBackRest's check in 180 s"; }
+    [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "pgBackRest's check did not pass in 180 s: no primary answered, or a repository (repo2 = offsite) is unreachable or its host key differs (message above)"; }
     log "stanza $STANZA ready"
     touch /var/lib/medisys-backup/healthy
     local repo

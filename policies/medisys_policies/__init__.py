@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import backups, exposure, failover, hardening, meta, secrets, sizing, tls
+from . import backups, exposure, failover, hardening, meta, monitoring, secrets, sizing, tls
 
 ALL_POLICIES: list[Policy] = [
     *tls.POLICIES,
     *backups.POLICIES,
     *sizing.POLICIES,
     *failover.POLICIES,
+    *monitoring.POLICIES,
     *exposure.POLICIES,
     *hardening.POLICIES,
     *secrets.POLICIES,

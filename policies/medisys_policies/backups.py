@@ -70,7 +70,6 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
     "interval is within the limit.",
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         maxFullBackupIntervalHours={
             "type": "integer",
@@ -122,7 +121,6 @@ def backup_schedule_present(
     roles=["postgres-backup"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         minRetentionDays={
             "type": "integer",
@@ -176,7 +174,6 @@ def backup_retention_minimum(res: Resource, settings: Settings, reporter: Report
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(2)(iv)",
     config=schema(
         allowedCipherTypes={
             "type": "array",
@@ -219,6 +216,84 @@ def backup_repository_encrypted(res: Resource, settings: Settings, reporter: Rep
         )
 
 
+# --- backup-offsite-repository -----------------------------------------------------------------
+
+# Repository types that put the copy on another system; posix (the default) and cifs are
+# filesystems of this host (or mounted on it) and count as local.
+_REMOTE_REPO_TYPES: Final = ("sftp", "s3", "azure", "gcs")
+_HOST_KEY_CHECKS: Final = ("fingerprint", "strict")
+
+
+@resource_policy(
+    "backup-offsite-repository",
+    description="pgBackRest has an offsite repository (repoN-type sftp, s3, azure or gcs) beside "
+    "the local one, with time-based retention of at least the minimum, and an SFTP server's "
+    "host key is checked (fingerprint or strict), so WAL and backups survive the loss of the site.",
+    types=[CONTAINER],
+    roles=["postgres-backup", "postgres"],
+    severity=Severity.CRITICAL,
+    fail_closed=True,
+    hipaa="164.308(a)(7)(ii)(B)",
+    config=schema(
+        minOffsiteRetentionDays={
+            "type": "integer",
+            "minimum": 1,
+            "default": 90,
+            "description": "Smallest repoN-retention-full, in days, of the offsite repository.",
+        }
+    ),
+    remediation="In pgbackrest.conf [global] add repo2-type=sftp (or s3) with its host and key, "
+    "repo2-retention-full-type=time, repo2-retention-full=<days> at or above "
+    "minOffsiteRetentionDays, repo2-cipher-type=aes-256-cbc and, for sftp, "
+    "repo2-sftp-host-key-check-type=fingerprint.",
+)
+def backup_offsite_repository(res: Resource, settings: Settings, reporter: Reporter) -> None:
+    text = read_config(res, PGBACKREST_CONF, reporter, "the offsite backup repository")
+    if text is None:
+        return
+    ini = parse_ini(text)
+    minimum = settings.integer("minOffsiteRetentionDays")
+    remote = [
+        (repo, kind)
+        for repo in repo_indexes(ini)
+        for kind in [(ini.values(f"repo{repo}-type") or [("", "posix")])[-1][1]]
+        if kind in _REMOTE_REPO_TYPES
+    ]
+    if not remote:
+        reporter.violation(
+            "pgbackrest.conf has no offsite repository (every repoN is a filesystem of this "
+            "host), so losing the host loses the database and every backup together",
+            "add repo2-type=sftp (or s3) pointing at a server away from this site",
+        )
+        return
+    if len(repo_indexes(ini)) < 2:
+        reporter.violation(
+            "pgbackrest.conf has an offsite repository but no local one, so every restore "
+            "waits for the offsite link",
+            "keep repo1 on a local volume beside the offsite repository",
+        )
+    for repo, kind in remote:
+        types = ini.values(f"repo{repo}-retention-full-type")
+        fulls = ini.values(f"repo{repo}-retention-full")
+        days = [int(v) for _, v in fulls if v.isdigit()]
+        if not types or any(v != "time" for _, v in types) or not days or min(days) < minimum:
+            shown = f"{min(days)} days" if days and types and all(v == "time" for _, v in types) else "no time-based minimum"
+            reporter.violation(
+                f"the offsite repository repo{repo} keeps full backups for {shown}; the minimum "
+                f"is {minimum} days",
+                f"set repo{repo}-retention-full-type=time and repo{repo}-retention-full={minimum} or more",
+            )
+        if kind == "sftp":
+            checks = ini.values(f"repo{repo}-sftp-host-key-check-type")
+            # pgBackRest's default is strict (known_hosts); accept-new and none trust any server.
+            if any(v not in _HOST_KEY_CHECKS for _, v in checks):
+                reporter.violation(
+                    f"repo{repo}-sftp-host-key-check-type is not fingerprint or strict, so the "
+                    "backups may go to any server that answers at that address",
+                    f"set repo{repo}-sftp-host-key-check-type=fingerprint and pin the server's host key",
+                )
+
+
 # --- backup-wal-archiving ----------------------------------------------------------------------
 
 _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/usr/bin/true"})
@@ -232,7 +307,6 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
     roles=["postgres"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(A)",
     config=schema(
         required={
             "type": "boolean",
@@ -321,6 +395,7 @@ POLICIES = [
     backup_schedule_present,
     backup_retention_minimum,
     backup_repository_encrypted,
+    backup_offsite_repository,
     backup_wal_archiving,
     redis_persistence,
 ]

@@ -33,8 +33,6 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
-    cis="5.8",
     config=schema(
         publishingRoles={
             "type": "array",
@@ -91,8 +89,6 @@ def _address_allowed(ip: str, allowed: list[str]) -> bool:
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
-    cis="5.14",
     config=schema(
         allowedBindAddresses={
             "type": "array",
@@ -131,7 +127,6 @@ def no_wildcard_bind(res: Resource, settings: Settings, reporter: Reporter) -> N
     types=[NETWORK],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
     config=schema(
         internalSegments={
             "type": "array",
@@ -213,10 +208,12 @@ _ALLOWED_SEGMENTS: Final = {
     "app": ["production", "database", "management"],
     "app-migrations": ["database"],
     "app-rollout-gate": ["management"],
-    "postgres": ["database", "management"],
+    # Members archive WAL to the offsite repository too.
+    "postgres": ["database", "management", "offsite"],
     "etcd": ["database"],
     "postgres-proxy": ["database"],
-    "postgres-backup": ["database", "management"],
+    "postgres-backup": ["database", "management", "offsite"],
+    "offsite-sftp": ["offsite"],
     "redis": ["database", "management"],
     "redis-cluster-init": ["database"],
     "postgres-exporter": ["database", "management"],
@@ -226,6 +223,7 @@ _ALLOWED_SEGMENTS: Final = {
     "alertmanager": ["management"],
     "alertmanager-config": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
     "blackbox-exporter": ["management"],
 }
 
@@ -236,7 +234,6 @@ _ALLOWED_SEGMENTS: Final = {
     "(resolved from networksAdvanced names to the networks' medisys.segment labels).",
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
     config=schema(
         allowedSegments={
             "type": "object",

@@ -70,7 +70,6 @@ def _read_about(resource: Resource, path: str, reporter: Reporter, purpose: str)
     "promoted, and clients reach the leader through an endpoint that checks Patroni's /primary.",
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false for a stack without failover."},
         minEtcdMembers={"type": "integer", "minimum": 1, "default": 3, "description": "Smallest etcd (3 survives one loss)."},
@@ -140,7 +139,6 @@ def postgres_automatic_failover(resources: list[Resource], settings: Settings, r
     roles=["postgres"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(c)(1)",
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false where asynchronous replication is accepted."},
     ),

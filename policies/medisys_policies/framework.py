@@ -31,14 +31,12 @@ from pulumi_policy import (
 )
 
 from .access import UnknownValueError
+from .compliance import controls_for, tags_for
 from .settings import Schema, Settings
 from .shapes import Resource, resources_of
 
 ResourceCheck = Callable[[Resource, Settings, "Reporter"], None]
 StackCheck = Callable[[list[Resource], Settings, "Reporter"], None]
-
-HIPAA = ("HIPAA Security Rule", "45 CFR Part 164 (2013)")
-CIS_DOCKER = "cis-docker-1.6"
 
 
 def current_stack() -> str:
@@ -92,19 +90,28 @@ class PolicyInfo:
     kind: str  # "resource" or "stack"
     fail_closed: bool
     schema: Schema
+    # What a resource policy judges (None: every type / every role); the compliance report
+    # lists a resource under a policy only when it passes these filters.
+    types: frozenset[str] | None = None
+    roles: frozenset[str] | None = None
 
 
 REGISTRY: dict[str, PolicyInfo] = {}
 
 
-def _framework(hipaa: str | None) -> PolicyComplianceFramework | None:
-    if hipaa is None:
+def _framework(policy: str) -> PolicyComplianceFramework | None:
+    """The primary control the policy evidences (compliance.EVIDENCE); every control is a tag."""
+    controls = controls_for(policy)
+    if not controls:
         return None
-    return PolicyComplianceFramework(name=HIPAA[0], version=HIPAA[1], reference=hipaa)
+    first = controls[0]
+    return PolicyComplianceFramework(
+        name=first.framework, version=first.version, reference=first.reference, specification=first.title
+    )
 
 
-def _tags(group: str, cis: str | None) -> list[str]:
-    return [group] + ([f"{CIS_DOCKER}:{cis}"] if cis else [])
+def _tags(policy: str) -> list[str]:
+    return [policy.split("-", maxsplit=1)[0], *tags_for(policy)]
 
 
 def _run_guarded(name: str, fail_closed: bool, reporter: Reporter, run: Callable[[], None]) -> None:
@@ -137,8 +144,6 @@ def resource_policy(
     fail_closed: bool,
     remediation: str,
     roles: Collection[str] | None = None,
-    hipaa: str | None = None,
-    cis: str | None = None,
 ) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
     """Decorator: turn `check(resource, settings, reporter)` into a ResourceValidationPolicy."""
 
@@ -157,15 +162,17 @@ def resource_policy(
 
             _run_guarded(name, fail_closed, reporter, run)
 
-        REGISTRY[name] = PolicyInfo(name, "resource", fail_closed, config)
+        REGISTRY[name] = PolicyInfo(
+            name, "resource", fail_closed, config, frozenset(types), None if roles is None else frozenset(roles)
+        )
         return ResourceValidationPolicy(
             name=name,
             description=description,
             validate=validate,
             config_schema=PolicyConfigSchema(properties={k: dict(v) for k, v in config.items()}),
             severity=severity,
-            framework=_framework(hipaa),
-            tags=_tags(name.split("-", maxsplit=1)[0], cis),
+            framework=_framework(name),
+            tags=_tags(name),
             remediation_steps=remediation,
         )
 
@@ -180,7 +187,6 @@ def stack_policy(
     config: Schema,
     fail_closed: bool,
     remediation: str,
-    hipaa: str | None = None,
 ) -> Callable[[StackCheck], StackValidationPolicy]:
     """Decorator: turn `check(resources, settings, reporter)` into a StackValidationPolicy."""
 
@@ -202,8 +208,8 @@ def stack_policy(
             validate=validate,
             config_schema=PolicyConfigSchema(properties={k: dict(v) for k, v in config.items()}),
             severity=severity,
-            framework=_framework(hipaa),
-            tags=_tags(name.split("-", maxsplit=1)[0], None),
+            framework=_framework(name),
+            tags=_tags(name),
             remediation_steps=remediation,
         )
 

@@ -31,7 +31,6 @@ def _exempt(res: Resource, settings: Settings) -> bool:
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    cis="5.5",
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Remove privileged=True; add only the specific capability the process needs.",
 )
@@ -52,7 +51,6 @@ _NAMESPACE_FIELDS: Final = ("networkMode", "pidMode", "ipcMode", "usernsMode", "
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    cis="5.10",
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Remove networkMode/pidMode/ipcMode/usernsMode/cgroupnsMode = 'host'.",
 )
@@ -118,7 +116,6 @@ def _is_under(path: str, root: str) -> bool:
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    cis="5.32",
     config=schema(
         forbiddenHostPaths={
             "type": "array",
@@ -151,7 +148,6 @@ _IMAGE_ID: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
     types=[CONTAINER],
     severity=Severity.HIGH,
     fail_closed=False,
-    cis="5.28",
     config=schema(
         requireDigest={
             "type": "boolean",
@@ -186,7 +182,6 @@ def image_pinned(res: Resource, settings: Settings, reporter: Reporter) -> None:
     types=[CONTAINER],
     severity=Severity.MEDIUM,
     fail_closed=False,
-    cis="5.15",
     config=schema(
         allowedRestartPolicies={
             "type": "array",
@@ -228,7 +223,6 @@ def healthcheck_and_restart(res: Resource, settings: Settings, reporter: Reporte
     types=[CONTAINER],
     severity=Severity.HIGH,
     fail_closed=False,
-    cis="4.1",
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Set `user` to the service account of the image (a name or a UID other than 0).",
 )
@@ -257,7 +251,6 @@ _NO_NEW_PRIVILEGES: Final = frozenset(
     types=[CONTAINER],
     severity=Severity.HIGH,
     fail_closed=False,
-    cis="5.26",
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Add 'no-new-privileges:true' to securityOpts.",
 )
@@ -296,7 +289,6 @@ def _cap(name: str) -> str:
     types=[CONTAINER],
     severity=Severity.HIGH,
     fail_closed=False,
-    cis="5.4",
     config=schema(
         forbiddenAdds={
             "type": "array",
@@ -336,7 +328,6 @@ _UNCONFINED: Final = [
     types=[CONTAINER],
     severity=Severity.HIGH,
     fail_closed=False,
-    cis="5.22",
     config=schema(
         forbiddenSecurityOpts={
             "type": "array",

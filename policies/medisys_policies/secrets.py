@@ -33,7 +33,6 @@ from .shapes import (
     types=[RANDOM_PASSWORD],
     severity=Severity.HIGH,
     fail_closed=False,
-    hipaa="164.312(d)",
     config=schema(minLength={"type": "integer", "minimum": 8, "default": 24}),
     remediation="Set length to minLength or more on every RandomPassword.",
 )
@@ -65,8 +64,6 @@ def looks_secret(name: str) -> bool:
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
-    cis="4.10",
     config=schema(
         allowedSuffixes={
             "type": "array",
@@ -141,7 +138,6 @@ _PGBACKREST_SECRET_KEYS: Final = [
     types=[CONTAINER],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(a)(1)",
     config=schema(
         forbiddenRedisDirectives={
             "type": "array",

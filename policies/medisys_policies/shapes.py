@@ -44,6 +44,7 @@ CONTAINER_ROLES: Final = frozenset(
         "etcd",
         "postgres-proxy",
         "postgres-backup",
+        "offsite-sftp",
         "redis",
         "redis-cluster-init",
         "prometheus",
@@ -51,19 +52,22 @@ CONTAINER_ROLES: Final = frozenset(
         "alertmanager",
         "alertmanager-config",
         "grafana",
+        "grafana-config",
         "postgres-exporter",
         "redis-exporter",
         "blackbox-exporter",
     }
 )
-SEGMENTS: Final = frozenset({"dmz", "production", "database", "management"})
+SEGMENTS: Final = frozenset({"dmz", "production", "database", "management", "offsite"})
 VOLUME_ROLES: Final = frozenset(
     {
         "postgres-data",
         "backup-repo",
+        "offsite-repo",
         "redis-data",
         "prometheus-data",
         "grafana-data",
+        "grafana-config",
         "alertmanager-data",
         "postgres-socket",
         "etcd-data",
@@ -73,7 +77,8 @@ VOLUME_ROLES: Final = frozenset(
     }
 )
 ONE_SHOT_ROLES: Final = frozenset(
-    {"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate", "prometheus-config", "alertmanager-config"}
+    {"redis-cluster-init", "load-balancer-config", "app-migrations", "app-rollout-gate", "prometheus-config", "alertmanager-config",
+     "grafana-config"}
 )
 # PostgreSQL members run under Patroni: which one leads is runtime state, so every member has
 # the same role and the same configuration (what a primary needs, every member needs).

@@ -25,7 +25,6 @@ def _long_running(resources: list[Resource], role: str) -> list[Resource]:
     description="The stack runs between minAppServers and maxAppServers app containers.",
     severity=Severity.HIGH,
     fail_closed=False,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(
         minAppServers={"type": "integer", "minimum": 1, "default": 2},
         maxAppServers={"type": "integer", "minimum": 1, "default": 4},
@@ -48,7 +47,6 @@ def app_server_count(resources: list[Resource], settings: Settings, reporter: Re
     "members (Patroni decides at run time which member leads).",
     severity=Severity.HIGH,
     fail_closed=False,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minReplicas={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Raise medisys:postgres.replicas so the cluster has a member to fail over to.",
 )
@@ -100,7 +98,6 @@ def _replicas_per_master(resources: list[Resource]) -> int | None:
     "1 + replicas per master) with cluster-enabled yes.",
     severity=Severity.HIGH,
     fail_closed=False,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minRedisMasters={"type": "integer", "minimum": 3, "default": 3}),
     remediation="Run at least three Redis masters (medisys:redis.masters) with 'cluster-enabled yes'.",
 )
@@ -131,7 +128,6 @@ def redis_cluster_masters(
     "master, and runs every node that takes, so losing any one node keeps the cluster ok.",
     severity=Severity.HIGH,
     fail_closed=False,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(minReplicasPerMaster={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Set medisys:redis.replicas_per_master to 1 or more.",
 )
@@ -188,7 +184,6 @@ _ROLE_MINIMUMS: Final = {
     types=[CONTAINER],
     severity=Severity.MEDIUM,
     fail_closed=False,
-    cis="5.11",
     config=schema(
         roleMinimums={
             "type": "object",

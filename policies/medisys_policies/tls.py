@@ -204,7 +204,6 @@ def _check_plain_section(section: HaproxySection, has_ssl: bool, reporter: Repor
     roles=["load-balancer", "load-balancer-config"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(e)(1)",
     config=schema(
         minTlsVersion=MIN_TLS_SCHEMA,
         minHstsMaxAgeSeconds={
@@ -287,7 +286,6 @@ def load_balancer_https_only(res: Resource, settings: Settings, reporter: Report
     roles=POSTGRES_SERVER_ROLES,
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(e)(1)",
     config=schema(
         minTlsVersion=MIN_TLS_SCHEMA,
         allowedHostsslMethods={
@@ -372,7 +370,6 @@ def postgres_ssl_on(res: Resource, settings: Settings, reporter: Reporter) -> No
     roles=["redis"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(e)(1)",
     config=schema(
         requireTlsReplication={"type": "boolean", "default": True},
         requireTlsCluster={"type": "boolean", "default": True},
@@ -421,7 +418,6 @@ def redis_clients(res: Resource, settings: Settings, reporter: Reporter) -> None
     roles=["grafana"],
     severity=Severity.CRITICAL,
     fail_closed=True,
-    hipaa="164.312(e)(1)",
     config=schema(
         managementNetworkSuffix={
             "type": "string",

@@ -27,10 +27,13 @@ def lock_of(*files: Path) -> str:
 def scratch_checkout(root: Path) -> None:
     (root / "scripts" / "lib").mkdir(parents=True)
     (root / "policies").mkdir()
+    (root / "images" / "lint").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "bootstrap", root / "scripts" / "bootstrap")
-    for pins in ("requirements.txt", "requirements.lock", "policies/requirements.txt"):
+    for pins in ("requirements.txt", "requirements.lock", "policies/requirements.txt",
+                 "images/lint/requirements.txt", "images/lint/requirements.lock"):
         shutil.copy(ROOT / pins, root / pins)
-    for venv, pins in (("venv", ("requirements.txt", "requirements.lock")), ("policies/venv", ("policies/requirements.txt",))):
+    for venv, pins in (("venv", ("requirements.txt", "requirements.lock")), ("policies/venv", ("policies/requirements.txt",)),
+                       ("images/lint/venv", ("images/lint/requirements.txt", "images/lint/requirements.lock"))):
         (root / venv).mkdir(parents=True)
         (root / venv / ".medisys-lock").write_text(lock_of(*(root / p for p in pins)) + "\n")
     (root / "scripts" / "lib" / "toolchain.sh").write_text(

@@ -170,6 +170,45 @@ def test_credentials_are_removed_even_when_a_step_fails() -> None:
             assert opens and "stack-access close" in last["run"] and last["if"] == "always()", (name, job.get("name"))
 
 
+def test_preview_attaches_the_compliance_report_and_comments_its_summary() -> None:
+    (job,) = workflow("preview.yml")["jobs"].values()
+    preview = pulumi_step(job, "preview")
+    (report,) = [s for s in job["steps"] if "scripts/compliance-report" in s.get("run", "")]
+    assert '--stack "$STACK"' in report["run"] and "--target stack" in report["run"]
+    (upload,) = steps_using(job, "actions/upload-artifact@v4")
+    (comment,) = [s for s in job["steps"] if "compliance-comment" in s.get("run", "")]
+    assert index_of(job, preview) < index_of(job, report) < index_of(job, upload) < index_of(job, comment) < len(job["steps"]) - 1
+    # They run after a failed preview too (a violation is when the report matters), not after a cancel.
+    for step in (report, upload, comment):
+        assert "!cancelled()" in step["if"], step["name"]
+    assert upload["with"]["name"] == "compliance-${{ matrix.stack }}"
+    assert set(upload["with"]["path"].splitlines()) == {"reports/compliance-${{ matrix.stack }}.json", "reports/compliance-${{ matrix.stack }}.md"}
+    assert comment["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    assert comment["env"]["PR_NUMBER"] == "${{ github.event.pull_request.number }}"
+
+
+def write_report(directory: Path, statuses: dict[str, str]) -> None:
+    rows = [{"control": c, "status": s} for c, s in statuses.items()]
+    table = ["| control | title | status | policies | passed | failed | not judged |", "|---|---|---|---|---|---|---|"]
+    table += [f"| {c} | t | **{s}** | 1 | 1 | 0 | 0 |" for c, s in statuses.items()]
+    report = {"stack": "prod", "commit": "0123456789abcdef0123", "summary": rows,
+              "policyPack": {"name": "medisys-platform-policies", "version": "0.1.0"}, "preview": {"succeeded": False}}
+    (directory / "compliance-prod.json").write_text(json.dumps(report))
+    (directory / "compliance-prod.md").write_text("# Compliance report\n\n- commit\n\n" + "\n".join(table) + "\n\n## HIPAA\n")
+
+
+def test_compliance_comment_carries_the_summary_table_and_names_what_did_not_pass(tmp_path: Path) -> None:
+    write_report(tmp_path, {"HIPAA 164.312(e)(1)": "passed", "CIS Docker v1.6.0 5.5": "failed"})
+    done = subprocess.run([str(SCRIPTS / "compliance-comment"), "prod", "7", "--dry-run"], env={**os.environ, "MEDISYS_REPORT_DIR": str(tmp_path)},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "<!-- medisys-compliance-report:prod -->"
+    assert "not passed: CIS Docker v1.6.0 5.5" in lines[1]
+    assert "| CIS Docker v1.6.0 5.5 | t | **failed** | 1 | 1 | 0 | 0 |" in lines
+    assert "v0.1.0" in done.stdout and "0123456789ab" in done.stdout and "## HIPAA" not in done.stdout
+
+
 # --- deploy -----------------------------------------------------------------------------------------
 
 

@@ -117,7 +117,8 @@ def test_dashboard_provider_reads_the_dashboard_folder() -> None:
     assert config["apiVersion"] == 1
     (provider,) = config["providers"]
     assert provider["type"] == "file"
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    # Where components/monitoring.py's config job installs the dashboards (Grafana's config volume).
+    assert provider["options"]["path"] == "/etc/grafana/provisioning/medisys-dashboards"
     assert provider["allowUiUpdates"] is False
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import config
-from components.backups import agent_pg_hosts, member_pg_host, render_pgbackrest_conf
+from components.backups import OffsiteEndpoint, agent_pg_hosts, member_pg_host, render_offsite_conf, render_pgbackrest_conf
 from components.load_balancer import Backend, render_haproxy_cfg
 from components.monitoring import ScrapeTargets, render_alertmanager_yml, render_blackbox_yml, render_prometheus_yml, rule_files
 from components.postgres import (
@@ -301,10 +301,15 @@ def test_blackbox_exporter_accepts_its_rendered_configuration(tmp_path):
 
 @pytest.mark.parametrize("servers", [member_pg_host(2), agent_pg_hosts(3)], ids=["member", "agent"])
 def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_options(tmp_path, servers):
-    good = render_pgbackrest_conf(CFG.backups, servers)
-    for text, ok in ((good, True), (good.replace("repo1-retention-full=", "repo1-retention-fulll="), False)):
-        root = write_tree(tmp_path / ("good" if ok else "bad"), {"pgbackrest.conf": text, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n"})
-        script = "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main --output=json info"
+    good = render_pgbackrest_conf(CFG.backups, servers, OffsiteEndpoint("10.0.4.50", 2222, "pgbackrest", "/srv/pgbackrest"))
+    offsite = render_offsite_conf("y", "0" * 64)
+    bad = (good.replace("repo1-retention-full=", "repo1-retention-fulll="), good.replace("repo2-sftp-host-port=", "repo2-sftp-port="))
+    for name, text, ok in (("good", good, True), ("bad1", bad[0], False), ("bad2", bad[1], False)):
+        files = {"pgbackrest.conf": text, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n", "conf.d/offsite.conf": offsite}
+        root = write_tree(tmp_path / name, files)
+        # No network here: the offsite repository cannot answer; io-timeout=1 keeps its retries short.
+        script = ("pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main"
+                  " --io-timeout=1 --output=json info")
         result = run_in_image("postgres", script, {root: "/etc/pgbackrest"})
         output = result.stdout + result.stderr
         assert ("invalid option" in output or "unknown option" in output) is not ok, output

@@ -116,6 +116,14 @@ repo1-path=/var/lib/pgbackrest
 repo1-retention-full-type=time
 repo1-retention-full=30
 repo1-cipher-type=aes-256-cbc
+repo2-type=sftp
+repo2-path=/srv/pgbackrest
+repo2-sftp-host=offsite.example.org
+repo2-sftp-host-user=pgbackrest
+repo2-sftp-host-key-check-type=fingerprint
+repo2-retention-full-type=time
+repo2-retention-full=90
+repo2-cipher-type=aes-256-cbc
 log-level-console=info
 
 [medisys]
@@ -176,6 +184,7 @@ ROLE_SEGMENTS = {
     "prometheus": ["management"],
     "alertmanager": ["management"],
     "grafana": ["management"],
+    "grafana-config": ["management"],
 }
 
 
@@ -214,6 +223,9 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
     return []
 
 
+GRAFANA_IMAGE = "grafana/grafana:12.4.5@sha256:26b8f35a9e4e4431995cf64c3f396505a4faf17bcfc19f9ed84943ec6bfd5ecd"
+
+
 def container(role: str, name: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Compliant inputs of a container of `role` (camelCase, as the engine sends them)."""
     name = name or f"{PREFIX}-{role}"
@@ -248,6 +260,10 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
     if role == "postgres-backup":
         props["envs"] = props["envs"] + ["BACKUP_FULL_INTERVAL_HOURS=24"]
         props["volumes"] = [{"volumeName": f"{PREFIX}-backup-repo", "containerPath": "/repo"}]
+    if role == "grafana":
+        # The official image, pinned by digest as staging and prod run it (config.GRAFANA_IMAGE).
+        props["image"] = GRAFANA_IMAGE
+        props["user"] = "472"
     if role == "redis":
         props["memory"] = 512
         props["command"] = ["redis-server", "/etc/redis/redis.conf"]

@@ -28,6 +28,9 @@ def main(variant: str, stack_file: str) -> None:
     config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in document.items()}
     if variant == "retention-7-days":
         config["medisys:backups"] = json.dumps({"retention_days": 7, "full_interval_hours": 24, "diff_interval_hours": 4})
+    if variant == "offsite-retention-7-days":
+        config["medisys:backups"] = json.dumps({"retention_days": 30, "full_interval_hours": 24, "diff_interval_hours": 4,
+                                                "offsite": {"retention_days": 7}})
     certs = issue_test_certificates("app.medisys.example", ["app.medisys.example"], [])
     config |= {"test:variant": variant, "medisys:lb_certificate": certs["cert"], "medisys:lb_private_key": certs["key"]}
     mocks = RecordingMocks()

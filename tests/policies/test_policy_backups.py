@@ -1,4 +1,4 @@
-"""Backup policies: schedule, retention, encryption, WAL archiving, Redis persistence."""
+"""Backup policies: schedule, retention, encryption, offsite repository, WAL archiving, Redis persistence."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ RETENTION = kit.policy_named("backup-retention-minimum")
 ENCRYPTED = kit.policy_named("backup-repository-encrypted")
 WAL = kit.policy_named("backup-wal-archiving")
 REDIS = kit.policy_named("backup-redis-persistence")
+OFFSITE = kit.policy_named("backup-offsite-repository")
 PGBACKREST = "/etc/pgbackrest/pgbackrest.conf"
 PG_CONF = "/etc/postgresql/postgresql.conf"
 
@@ -110,6 +111,53 @@ def test_missing_retention_fails_for_every_repository() -> None:
     found = run_resource(RETENTION, backup_with(conf), name="backup")
     assert_violation(found, "backup", "repo2-retention-full-type=time")
     assert_violation(found, "backup", "does not set repo2-retention-full,")
+
+
+# --- offsite repository ------------------------------------------------------------------------
+
+
+def test_offsite_sftp_repository_with_ninety_days_passes_on_backup_and_member() -> None:
+    assert run_resource(OFFSITE, container("postgres-backup"), name="backup") == []
+    assert run_resource(OFFSITE, container("postgres"), name="pg") == []
+
+
+def test_missing_offsite_repository_fails() -> None:
+    conf = "".join(line + "\n" for line in kit.PGBACKREST_CONF.splitlines() if not line.startswith("repo2-"))
+    message = assert_violation(run_resource(OFFSITE, backup_with(conf), name="backup"), "backup", "no offsite repository")
+    assert "repo2-type=sftp" in message
+
+
+def test_a_second_local_repository_is_not_offsite() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo2-type=sftp", "repo2-type=posix")
+    assert_violation(run_resource(OFFSITE, backup_with(conf), name="backup"), "backup", "no offsite repository")
+
+
+def test_offsite_retention_below_minimum_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo2-retention-full=90", "repo2-retention-full=14")
+    found = run_resource(OFFSITE, backup_with(conf), name="backup")
+    assert_violation(found, "backup", "repo2 keeps full backups for 14 days; the minimum is 90")
+    assert run_resource(OFFSITE, backup_with(conf), name="backup", config={"minOffsiteRetentionDays": 14}) == []
+
+
+def test_count_based_offsite_retention_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo2-retention-full-type=time", "repo2-retention-full-type=count")
+    assert_violation(run_resource(OFFSITE, backup_with(conf), name="backup"), "backup", "no time-based minimum")
+
+
+def test_offsite_server_whose_host_key_is_not_checked_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo2-sftp-host-key-check-type=fingerprint", "repo2-sftp-host-key-check-type=accept-new")
+    assert_violation(run_resource(OFFSITE, backup_with(conf), name="backup"), "backup", "any server that answers")
+
+
+def test_s3_offsite_repository_counts() -> None:
+    conf = "".join(line + "\n" for line in kit.PGBACKREST_CONF.splitlines() if not line.startswith("repo2-sftp"))
+    conf = conf.replace("repo2-type=sftp", "repo2-type=s3")
+    assert run_resource(OFFSITE, backup_with(conf), name="backup") == []
+
+
+def test_unencrypted_offsite_repository_fails() -> None:
+    conf = kit.PGBACKREST_CONF.replace("repo2-cipher-type=aes-256-cbc\n", "")
+    assert_violation(run_resource(ENCRYPTED, backup_with(conf), name="backup"), "backup", "does not encrypt repository 2")
 
 
 # --- encryption --------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ VARIANTS = {
     "no-replica": "sizing-postgres-replica-present",
     "asynchronous-replication": "postgres-synchronous-replication",
     "redis-without-replicas": "sizing-redis-replica-per-master",
+    "grafana-off": "monitoring-stack-present",
+    "grafana-by-tag": "monitoring-stack-present",
+    "offsite-missing": "backup-offsite-repository",
+    "offsite-unencrypted": "backup-repository-encrypted",
+    "offsite-retention-7-days": "backup-offsite-repository",
 }
 
 

@@ -19,7 +19,8 @@ LIVE_STACK = f"livetest-{secrets.token_hex(3)}"
 _OCTET = 211 + LIVE_SLOT
 LIVE_OVERRIDES: dict[str, Any] = {
     "networks": {"dmz": f"192.168.{_OCTET}.0/24", "production": f"10.{_OCTET}.1.0/24",
-                 "database": f"10.{_OCTET}.2.0/24", "management": f"10.{_OCTET}.3.0/24"},
+                 "database": f"10.{_OCTET}.2.0/24", "management": f"10.{_OCTET}.3.0/24",
+                 "offsite": f"10.{_OCTET}.4.0/24"},
     "load_balancer": {"https_port": 18443 + 100 * LIVE_SLOT, "http_port": 18080 + 100 * LIVE_SLOT,
                       "certificate": {"mode": "generated", "server_names": ["localhost"]}},
     "app": {"count": 2, "resources": {"memory_mb": 256, "cpus": 0.5}},

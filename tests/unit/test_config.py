@@ -133,3 +133,66 @@ def test_prod_stack_runs_synchronous_replication_with_a_replica():
     raw = {k.removeprefix("medisys:"): v for k, v in yaml.safe_load(open("Pulumi.prod.yaml"))["config"].items() if k.startswith("medisys:")}
     postgres = load({"environment": "prod", "postgres": raw["postgres"]} | {"load_balancer": {"certificate": {"mode": "provided"}}}, "prod").postgres
     assert postgres.failover.synchronous is True and postgres.members >= 2
+
+
+PROD = {"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}}}
+
+
+def test_grafana_is_on_by_default_outside_dev():
+    assert config.load({"environment": "dev"}, "dev").grafana_enabled is False
+    assert config.load({"environment": "staging"}, "staging").grafana_enabled is True
+    assert config.load(PROD, "prod").grafana_enabled is True
+    assert config.load({"environment": "staging"}, "staging").images.ref("grafana") == config.GRAFANA_IMAGE
+
+
+def test_prod_refuses_grafana_off_naming_the_field():
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({**PROD, "monitoring": {"grafana": False}}, "prod")
+    assert "monitoring.grafana must be on in prod" in str(caught.value) and "Pulumi.prod.yaml" in str(caught.value)
+    assert config.load({"environment": "staging", "monitoring": {"grafana": False}}, "staging").grafana_enabled is False
+
+
+def test_grafana_outside_dev_must_be_pinned_by_digest():
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"environment": "staging", "images": {"overrides": {"grafana": "registry.example/grafana:12.4.5"}}}, "staging")
+    assert "images.overrides.grafana" in str(caught.value) and "@sha256:" in str(caught.value)
+    digest = "registry.example/grafana:12.4.5@sha256:" + "0" * 64
+    assert config.load({"environment": "staging", "images": {"overrides": {"grafana": digest}}}, "staging").images.ref("grafana") == digest
+    # dev may use a local tag (an image loaded by hand)
+    assert config.load({"environment": "dev", "images": {"overrides": {"grafana": "local/grafana:12.4.5"}}}, "dev")
+
+
+def test_the_pinned_grafana_image_is_the_official_one_by_index_digest():
+    import re
+
+    assert re.fullmatch(r"grafana/grafana:12\.4\.5@sha256:[0-9a-f]{64}", config.GRAFANA_IMAGE)
+
+
+def test_an_offsite_host_without_a_pinned_host_key_is_refused():
+    message = error_for({"backups": {"offsite": {"host": "backup.example.org"}}})
+    assert "medisys:backups.offsite" in message and "host_key_fingerprint is required" in message and "ssh-keygen -lf" in message
+
+
+def test_an_offsite_fingerprint_in_neither_form_is_refused():
+    message = error_for({"backups": {"offsite": {"host": "backup.example.org", "host_key_fingerprint": "SHA1:abc"}}})
+    assert "medisys:backups.offsite.host_key_fingerprint" in message and "SHA256:<base64>" in message
+
+
+def test_an_offsite_fingerprint_is_accepted_as_openssh_sha256_or_hex_and_kept_as_hex():
+    import base64
+
+    digest = bytes(range(32))
+    openssh = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")  # what `ssh-keygen -lf` prints
+    for given in (openssh, digest.hex().upper()):
+        cfg = config.load({"environment": "dev", "backups": {"offsite": {"host": "h.example", "host_key_fingerprint": given}}}, "dev")
+        assert cfg.backups.offsite.host_key_fingerprint == digest.hex()
+
+
+def test_offsite_retention_defaults_per_stack_file():
+    import yaml
+
+    from tests.support.engine import ROOT
+
+    days = {env: yaml.safe_load((ROOT / f"Pulumi.{env}.yaml").read_text())["config"]["medisys:backups"]["offsite"]["retention_days"]
+            for env in ("dev", "staging", "prod")}
+    assert days == {"dev": 7, "staging": 14, "prod": 90}

@@ -33,9 +33,11 @@ def only(mocks, role):
 # networks
 
 
-def test_database_and_management_segments_are_internal_with_configured_subnets(dev):
+def test_database_management_and_offsite_segments_are_internal_with_configured_subnets(dev):
     networks = {labels_of(n)["medisys.segment"]: n.inputs for n in dev.of_type(NETWORK)}
-    assert {s: n.get("internal", False) for s, n in networks.items()} == {"dmz": False, "production": False, "database": True, "management": True}
+    assert {s: n.get("internal", False) for s, n in networks.items()} == {
+        "dmz": False, "production": False, "database": True, "management": True, "offsite": True,
+    }
     assert networks["database"]["ipamConfigs"] == [{"subnet": "10.0.2.0/24", "gateway": "10.0.2.1"}]
 
 
@@ -240,6 +242,56 @@ def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
     assert "pg1-path=/var/lib/postgresql/members/1/pgdata" in conf and "pg2-socket-path=/var/run/postgresql/members/2" in conf
 
 
+def test_offsite_repository_is_sftp_with_its_own_cipher_pass_and_a_pinned_host_key(dev):
+    import base64
+    import hashlib
+
+    agent, sftp = only(dev, "postgres-backup"), only(dev, "offsite-sftp")
+    conf = uploads_of(agent)["/etc/pgbackrest/pgbackrest.conf"]
+    for line in ("repo2-type=sftp", "repo2-sftp-host=10.0.4.50", "repo2-sftp-host-port=2222", "repo2-sftp-host-key-check-type=fingerprint",
+                 "repo2-cipher-type=aes-256-cbc", "repo2-retention-full-type=time", "repo2-retention-full=7"):
+        assert line in conf.splitlines()
+    offsite = uploads_of(agent)["/etc/pgbackrest/conf.d/offsite.conf"]
+    repo1_pass = uploads_of(agent)["/etc/pgbackrest/conf.d/cipher.conf"].split("=", 1)[1].strip()
+    repo2_pass = offsite.split("repo2-cipher-pass=", 1)[1].split()[0]
+    assert len(repo2_pass) >= 32 and repo2_pass != repo1_pass
+    # The fingerprint pgBackRest checks is that of the host key the server is given.
+    host_key = next(k for k in dev.of_type("tls:index/privateKey:PrivateKey") if k.name.endswith("offsite-host-key"))
+    blob = base64.b64decode(host_key.outputs["publicKeyOpenssh"].split()[1])
+    assert f"repo2-sftp-host-fingerprint={hashlib.sha256(blob).hexdigest()}" in offsite.splitlines()
+    assert uploads_of(sftp)["/etc/offsite-sftp/ssh_host_ed25519_key"] == host_key.outputs["privateKeyOpenssh"]
+    client_key = next(k for k in dev.of_type("tls:index/privateKey:PrivateKey") if k.name.endswith("offsite-client-key"))
+    assert client_key.inputs["algorithm"] == "ED25519"
+    assert uploads_of(sftp)["/etc/offsite-sftp/authorized_keys"] == client_key.outputs["publicKeyOpenssh"]
+    assert uploads_of(agent)["/etc/pgbackrest/offsite/id_ed25519"] == client_key.outputs["privateKeyOpenssh"]
+    assert "uploads" in sftp.secret_paths and sftp.inputs["user"] == "pgbackrest"
+
+
+def test_only_the_backup_agent_and_the_members_share_the_offsite_segment(dev):
+    (offsite,) = [n.inputs["name"] for n in dev.of_type(NETWORK) if labels_of(n)["medisys.segment"] == "offsite"]
+    on_segment = {labels_of(c)["medisys.role"] for c in dev.of_type(CONTAINER)
+                  if offsite in [a["name"] for a in c.inputs["networksAdvanced"]]}
+    assert on_segment == {"offsite-sftp", "postgres-backup", "postgres"}
+    assert envs_of(only(dev, "postgres-backup"))["BACKUP_REPOS"] == "1 2"
+
+
+def test_an_external_offsite_host_replaces_the_sftp_server_and_routes_out():
+    from tests.support.mocks import record
+
+    fingerprint = "SHA256:" + "A" * 43
+    mocks = record(lambda: build_topology(dev_config(backups={"offsite": {
+        "host": "backup.example.org", "port": 2022, "user": "medisys", "path": "/srv/medisys", "host_key_fingerprint": fingerprint,
+        "retention_days": 90}}), None))
+    assert not containers(mocks, "offsite-sftp")
+    conf = uploads_of(only(mocks, "postgres-backup"))["/etc/pgbackrest/pgbackrest.conf"].splitlines()
+    assert {"repo2-sftp-host=backup.example.org", "repo2-sftp-host-port=2022", "repo2-sftp-host-user=medisys",
+            "repo2-path=/srv/medisys", "repo2-retention-full=90"} <= set(conf)
+    offsite = uploads_of(only(mocks, "postgres-backup"))["/etc/pgbackrest/conf.d/offsite.conf"]
+    assert f"repo2-sftp-host-fingerprint={'0' * 64}" in offsite
+    (network,) = [n for n in mocks.of_type(NETWORK) if labels_of(n)["medisys.segment"] == "offsite"]
+    assert not network.inputs.get("internal", False)
+
+
 def test_database_objects_are_managed_with_least_privilege(dev):
     roles = {r.inputs["name"]: r.inputs for r in dev.of_type("postgresql:index/role:Role")}
     assert set(roles) == {"medisys_app", "medisys_readonly", "medisys_monitoring"}
@@ -331,11 +383,10 @@ def test_prometheus_and_alertmanager_reload_their_config_instead_of_being_recrea
     assert "--web.enable-lifecycle" in only(dev, "prometheus").inputs["command"]
 
 
-def test_grafana_is_deployed_only_with_a_supplied_image():
+def test_grafana_is_off_in_dev_unless_switched_on():
     from tests.support.mocks import record
 
-    without = record(lambda: build_topology(dev_config(monitoring={"grafana": True}), None))
-    assert containers(without, "grafana") == []
+    assert containers(record(lambda: build_topology(dev_config(), None)), "grafana") == []
     image = "registry.example/grafana:11.3.0"
     mocks = record(lambda: build_topology(dev_config(monitoring={"grafana": True}, images={"overrides": {"grafana": image}}), None))
     grafana = only(mocks, "grafana")

@@ -14,11 +14,11 @@ def test_dev_topology_registers_every_tier(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     roles = sorted(labels_of(c)["medisys.role"] for c in mocks.of_type(CONTAINER))
     assert roles == sorted(
-        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres", "postgres", "etcd", "etcd", "etcd", "postgres-proxy", "postgres-backup", *["redis"] * 6,
+        ["load-balancer", "load-balancer-config", "app", "app", "app-migrations", "app-rollout-gate", "app-rollout-gate", "postgres", "postgres", "etcd", "etcd", "etcd", "postgres-proxy", "postgres-backup", "offsite-sftp", *["redis"] * 6,
          "redis-cluster-init", "postgres-exporter", "redis-exporter", "blackbox-exporter", "prometheus", "alertmanager",
          "prometheus-config", "alertmanager-config"]
     )
-    assert len(mocks.of_type(NETWORK)) == 4
+    assert len(mocks.of_type(NETWORK)) == 5
 
 
 def test_only_the_load_balancer_publishes_ports_and_only_on_loopback(run_program):
@@ -54,7 +54,7 @@ def test_no_secret_travels_in_an_environment_variable(run_program):
 def test_each_container_joins_only_the_segments_it_needs(run_program):
     cfg = dev_config()
     mocks = run_program(lambda: build_topology(cfg, None))
-    segment_of = {str(getattr(cfg.networks, s).network_address): s for s in ("dmz", "production", "database", "management")}
+    segment_of = {str(getattr(cfg.networks, s).network_address): s for s in ("dmz", "production", "database", "management", "offsite")}
 
     def segments(container) -> set[str]:
         return {segment_of[str(ipaddress.ip_network(n["ipv4Address"] + "/24", strict=False).network_address)]
@@ -63,7 +63,10 @@ def test_each_container_joins_only_the_segments_it_needs(run_program):
     expected = {
         "load-balancer": {"dmz", "production", "management"},
         "app": {"production", "database", "management"},
-        "postgres": {"database"},
+        # Members archive WAL to the offsite repository too.
+        "postgres": {"database", "offsite"},
+        "postgres-backup": {"database", "management", "offsite"},
+        "offsite-sftp": {"offsite"},
         "etcd": {"database"},
         "postgres-proxy": {"database"},
         "redis": {"database"},
@@ -82,14 +85,14 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     volume_roles = sorted(labels_of(v)["medisys.role"] for v in mocks.of_type(VOLUME))
     assert volume_roles == sorted(
-        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", *["redis-data"] * 6,
+        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", "offsite-repo", *["redis-data"] * 6,
          "prometheus-data", "alertmanager-data", "load-balancer-runtime", "prometheus-config", "alertmanager-config"]
     )
 
 
 def test_every_container_that_receives_a_password_or_key_keeps_its_uploads_secret(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
-    secret_markers = ("/run/secrets/", ".key", "secrets.conf", "secrets.yml", "cipher.conf", "passwords.json", "postgres_exporter.yml", "server.pem")
+    secret_markers = ("/run/secrets/", ".key", "secrets.conf", "secrets.yml", "cipher.conf", "offsite.conf", "id_ed25519", "passwords.json", "postgres_exporter.yml", "server.pem")
     checked = 0
     for c in mocks.of_type(CONTAINER):
         files = [u["file"] for u in c.inputs.get("uploads", [])]

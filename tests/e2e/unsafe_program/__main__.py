@@ -13,6 +13,7 @@ import pulumi_docker as docker
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import config  # noqa: E402
+from components.backups import CONFIG_PATH as PGBACKREST_CONF  # noqa: E402
 from components.load_balancer import CONFIG_PATH as HAPROXY_CFG  # noqa: E402
 from components.postgres import PATRONI_DIR  # noqa: E402
 from topology import build_topology  # noqa: E402
@@ -20,6 +21,14 @@ from topology import build_topology  # noqa: E402
 CONTAINER = "docker:index/container:Container"
 PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
+# computed-container-user: the app servers' `user` comes from another resource's output, so it is
+# unknown in a preview and a policy that reads it cannot judge them (the compliance report's
+# "not judged").
+USER_SOURCE = None
+if variant == "computed-container-user":
+    import pulumi_random as random
+
+    USER_SOURCE = random.RandomPassword("computed-user-source", length=32, special=False)
 
 
 def role_of(props: dict) -> str:
@@ -35,6 +44,8 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
     props, role = dict(args.props), role_of(args.props)
     if variant == "privileged-container" and role == "app":
         props["privileged"] = True
+    elif variant == "computed-container-user" and role == "app" and USER_SOURCE is not None:
+        props["user"] = USER_SOURCE.result.apply(lambda _: "10001:10001")
     elif variant == "unpinned-image" and role == "app":
         props["image"] = "medisys/app:latest"
     elif variant == "database-port-published" and role == "postgres":
@@ -51,6 +62,18 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["uploads"] = [
             docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
             if u.file == HAPROXY_CFG
+            else u
+            for u in props["uploads"]
+        ]
+    elif variant in ("offsite-missing", "offsite-unencrypted") and role in ("postgres", "postgres-backup"):
+        # offsite-missing: every repo2 line gone (one local repository again); offsite-unencrypted:
+        # repo2 written without a cipher.
+        drop = "repo2-" if variant == "offsite-missing" else "repo2-cipher-type="
+        props["uploads"] = [
+            docker.ContainerUploadArgs(
+                file=u.file, content="\n".join(line for line in u.content.splitlines() if not line.startswith(drop)) + "\n"
+            )
+            if u.file == PGBACKREST_CONF
             else u
             for u in props["uploads"]
         ]
@@ -71,5 +94,11 @@ elif variant == "asynchronous-replication":
 elif variant == "redis-without-replicas":
     # Three masters and no replica: prod's config refuses it, the bypass must still be caught.
     cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"replicas_per_master": 0})})
+elif variant == "grafana-off":
+    # Prod's config refuses it (monitoring.grafana must be on); the bypass must still be caught.
+    cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"grafana": False})})
+elif variant == "grafana-by-tag":
+    images = cfg.images.model_copy(update={"overrides": {**cfg.images.overrides, "grafana": "grafana/grafana:12.4.5"}})
+    cfg = cfg.model_copy(update={"images": images})
 pulumi.runtime.register_stack_transformation(make_unsafe)
 build_topology(cfg, config.read_edge_certificate(cfg))
