@@ -4,7 +4,7 @@ STACK ?= dev
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview compliance drift destroy test test-unit images outputs report bench
+.PHONY: bootstrap up preview deploy compliance drift destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
@@ -20,6 +20,12 @@ up: bootstrap
 preview: bootstrap
 	bash scripts/stack-select $(STACK)
 	$(PULUMI) preview --policy-pack policies --policy-pack-config policies/config/$(STACK).json
+
+## Deploy STACK only from a preview that passed its policies, then `pulumi up` of exactly that
+## plan (scripts/deploy); a violation refuses it before any resource changes. The deploy workflow's
+## prod job runs this (no set-up there: the runner has the CLI and the virtualenvs).
+deploy:
+	$(if $(wildcard .state/env.sh),source .state/env.sh && ,)python3 scripts/deploy --stack $(STACK) --refresh
 
 ## Compliance report: a real `pulumi preview` of STACK with the pack and policies/config/$(STACK).json,
 ## written as reports/compliance-$(STACK).json and .md (control -> policies -> each resource).

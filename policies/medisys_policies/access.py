@@ -6,9 +6,12 @@ unknown during preview. ``props.get(k)`` and ``k in props`` raise as well, becau
 implements them with ``__getitem__``; iterating over the keys is safe.
 
 The helpers here never raise ``KeyError``/``IndexError``/``TypeError`` for a missing or
-mis-shaped field (an uncaught exception would fail the whole preview). What happens on an
-unknown value is the caller's choice: by default ``UnknownValueError`` propagates, so the
-policy framework can either fail closed or let the engine report "can't run policy".
+mis-shaped field (an uncaught exception would fail the whole preview).
+
+Unknown values are not the checks' business: the framework hands every check its props through
+`watch`, which records each unknown value read (the path from the resource's top) before the
+error reaches the check. The framework then fails the policy closed for every recorded unknown,
+even when the check caught the error or used `peek`, so no check can treat an unknown as absent.
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import (
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
 
 __all__ = [
     "UNKNOWN",
     "Path",
+    "UnknownReads",
     "UnknownValueError",
     "as_bool",
     "as_number",
@@ -30,6 +43,7 @@ __all__ = [
     "is_mapping",
     "is_sequence",
     "peek",
+    "watch",
 ]
 
 
@@ -86,7 +100,9 @@ def get(obj: Any, *path: Path, default: Any = None) -> Any:
 
 
 def peek(obj: Any, *path: Path, default: Any = None) -> Any:
-    """Like `get`, but returns `UNKNOWN` instead of raising for an unknown value."""
+    """Like `get`, but returns `UNKNOWN` instead of raising for an unknown value, so a check can
+    go on looking for other problems. The read is still recorded by `watch`: the policy still
+    fails closed on it."""
     try:
         return get(obj, *path, default=default)
     except UnknownValueError:
@@ -132,3 +148,94 @@ def as_number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+# The wire sentinels of unknown values (pulumi_policy.proxy); a raw sentinel reaching a check
+# (remediation hands props over without the raising proxy) counts as unknown too.
+_SENTINELS: Final = frozenset(
+    {
+        UNKNOWN_BOOLEAN_VALUE,
+        UNKNOWN_NUMBER_VALUE,
+        UNKNOWN_STRING_VALUE,
+        UNKNOWN_ARRAY_VALUE,
+        UNKNOWN_ASSET_VALUE,
+        UNKNOWN_ARCHIVE_VALUE,
+        UNKNOWN_OBJECT_VALUE,
+    }
+)
+
+
+class UnknownReads:
+    """The unknown values the checks of one policy run read: (owner, property path) in the
+    order they were first read. `owner` is whatever `watch` was given (the resource)."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self._seen: dict[tuple[int, tuple[str, ...]], tuple[Any, tuple[str, ...]]] = {}
+
+    def record(self, owner: Any, path: Sequence[Any]) -> None:
+        if self.active:
+            key = tuple(str(part) for part in path)
+            self._seen.setdefault((id(owner), key), (owner, key))
+
+    def __iter__(self) -> Iterator[tuple[Any, tuple[str, ...]]]:
+        return iter(list(self._seen.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._seen)
+
+
+def _watched(value: Any, path: tuple[str, ...], reads: UnknownReads, owner: Any) -> Any:
+    if isinstance(value, str) and value in _SENTINELS:
+        reads.record(owner, path)
+        raise UnknownValueError(value, list(path))
+    if isinstance(value, Mapping):
+        return _WatchedMapping(value, path, reads, owner)
+    if is_sequence(value):
+        return _WatchedSequence(value, path, reads, owner)
+    return value
+
+
+class _WatchedMapping(Mapping):  # type: ignore[type-arg]
+    def __init__(self, target: Mapping[str, Any], path: tuple[str, ...], reads: UnknownReads, owner: Any):
+        self._target, self._path, self._reads, self._owner = target, path, reads, owner
+
+    def __getitem__(self, key: str) -> Any:
+        path = (*self._path, str(key))
+        try:
+            value = self._target[key]
+        except UnknownValueError:
+            self._reads.record(self._owner, path)
+            raise
+        return _watched(value, path, self._reads, self._owner)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._target)
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+
+class _WatchedSequence(Sequence):  # type: ignore[type-arg]
+    def __init__(self, target: Sequence[Any], path: tuple[str, ...], reads: UnknownReads, owner: Any):
+        self._target, self._path, self._reads, self._owner = target, path, reads, owner
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._target))[index]]
+        path = (*self._path, str(index % len(self._target) if isinstance(index, int) and len(self._target) else index))
+        try:
+            value = self._target[index]
+        except UnknownValueError:
+            self._reads.record(self._owner, path)
+            raise
+        return _watched(value, path, self._reads, self._owner)
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+
+def watch(props: Mapping[str, Any], reads: UnknownReads, owner: Any = None) -> Mapping[str, Any]:
+    """`props` as checks see them: every unknown value read is recorded in `reads` (with its
+    path from the top of `props`) before `UnknownValueError` reaches the reader."""
+    return _WatchedMapping(props, (), reads, owner)

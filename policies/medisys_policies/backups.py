@@ -69,7 +69,6 @@ def _unbacked_primaries(primaries: list[Resource], backups: list[Resource]) -> l
     description="Every PostgreSQL cluster has a pgBackRest backup container whose full-backup "
     "interval is within the limit.",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         maxFullBackupIntervalHours={
             "type": "integer",
@@ -120,7 +119,6 @@ def backup_schedule_present(
     types=[CONTAINER],
     roles=["postgres-backup"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         minRetentionDays={
             "type": "integer",
@@ -173,7 +171,6 @@ def backup_retention_minimum(res: Resource, settings: Settings, reporter: Report
     "passphrase kept in a separate secret file.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         allowedCipherTypes={
             "type": "array",
@@ -232,8 +229,6 @@ _HOST_KEY_CHECKS: Final = ("fingerprint", "strict")
     types=[CONTAINER],
     roles=["postgres-backup", "postgres"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
-    hipaa="164.308(a)(7)(ii)(B)",
     config=schema(
         minOffsiteRetentionDays={
             "type": "integer",
@@ -306,7 +301,6 @@ _NO_OP_COMMANDS: Final = frozenset({"", "true", "/bin/true", ":", "exit 0", "/us
     types=[CONTAINER],
     roles=["postgres"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         required={
             "type": "boolean",
@@ -364,7 +358,6 @@ def backup_wal_archiving(res: Resource, settings: Settings, reporter: Reporter) 
     types=[CONTAINER],
     roles=["redis"],
     severity=Severity.MEDIUM,
-    fail_closed=False,
     config=schema(
         allowedAppendfsync={
             "type": "array",

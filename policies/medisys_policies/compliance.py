@@ -102,6 +102,7 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     # contingency plan: backups, restore, failover, redundancy
     "backup-schedule-present": (A7,),
     "backup-retention-minimum": (A7,),
+    "backup-offsite-repository": (A7,),  # 164.308(a)(7)(ii)(A)/(B): a copy that survives the site
     "backup-repository-encrypted": (A7, A1),  # 164.312(a)(2)(iv) encryption of the backup copy
     "backup-wal-archiving": (A7, C1),  # point-in-time recovery, no committed write lost
     "backup-redis-persistence": (A7, C1),

@@ -10,7 +10,7 @@ from typing import Final
 
 from pulumi_policy import Severity
 
-from .access import UNKNOWN, as_bool, as_number, as_str, elements, get, peek
+from .access import as_bool, as_number, as_str, elements, get
 from .framework import Reporter, resource_policy, schema, stack_policy
 from .parsers import WILDCARD_HOSTS
 from .settings import Settings
@@ -32,7 +32,6 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
     "all its ports.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         publishingRoles={
             "type": "array",
@@ -88,7 +87,6 @@ def _address_allowed(ip: str, allowed: list[str]) -> bool:
     "0.0.0.0 or ::.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         allowedBindAddresses={
             "type": "array",
@@ -126,7 +124,6 @@ def no_wildcard_bind(res: Resource, settings: Settings, reporter: Reporter) -> N
     "out of the host).",
     types=[NETWORK],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         internalSegments={
             "type": "array",
@@ -147,13 +144,10 @@ def internal_segments(res: Resource, settings: Settings, reporter: Reporter) -> 
 
 
 def _subnets(network: Resource, reporter: Reporter) -> list[Subnet]:
-    """Explicit subnets of a network (outputs: unset ipamConfigs are unknown in preview)."""
+    """Explicit subnets of a network (from its outputs: an unknown one fails the policy closed)."""
     found: list[Subnet] = []
-    configs = peek(network.props, "ipamConfigs")
-    if configs is UNKNOWN:
-        return found
-    for _, config in elements(configs):
-        subnet = peek(config, "subnet")
+    for _, config in elements(network.get("ipamConfigs")):
+        subnet = get(config, "subnet")
         if not isinstance(subnet, str) or not subnet:
             continue
         try:
@@ -171,7 +165,6 @@ def _subnets(network: Resource, reporter: Reporter) -> list[Subnet]:
     "exposure-subnets-disjoint",
     description="The stack's networks have explicit subnets that do not overlap.",
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(
         requireExplicitSubnet={
             "type": "boolean",
@@ -233,7 +226,6 @@ _ALLOWED_SEGMENTS: Final = {
     description="Each container is attached only to the network segments its role may use "
     "(resolved from networksAdvanced names to the networks' medisys.segment labels).",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         allowedSegments={
             "type": "object",
@@ -249,7 +241,7 @@ def segment_membership(resources: list[Resource], settings: Settings, reporter: 
     for network in resources:
         if network.type != NETWORK:
             continue
-        name, segment = peek(network.props, "name"), network.label(SEGMENT_LABEL)
+        name, segment = network.get("name"), network.label(SEGMENT_LABEL)
         if isinstance(name, str) and segment:
             segment_of[name] = segment
     matrix = settings.mapping("allowedSegments")
@@ -277,7 +269,7 @@ def segment_membership(resources: list[Resource], settings: Settings, reporter: 
             if segment is None:
                 reporter.violation(
                     f"is attached to network '{name}', which is not a labelled network of "
-                    "this stack (or its name is computed)",
+                    "this stack",
                     "attach it by the literal name of a docker.Network carrying medisys.segment",
                     about=container,
                 )

@@ -69,7 +69,6 @@ def _read_about(resource: Resource, path: str, reporter: Reporter, purpose: str)
     "lock in an etcd of at least minEtcdMembers members, a member other than the leader may be "
     "promoted, and clients reach the leader through an endpoint that checks Patroni's /primary.",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false for a stack without failover."},
         minEtcdMembers={"type": "integer", "minimum": 1, "default": 3, "description": "Smallest etcd (3 survives one loss)."},
@@ -138,7 +137,6 @@ def postgres_automatic_failover(resources: list[Resource], settings: Settings, r
     types=[CONTAINER],
     roles=["postgres"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         required={"type": "boolean", "default": True, "description": "Set false where asynchronous replication is accepted."},
     ),

@@ -4,9 +4,12 @@ A check is a plain function. `resource_policy` / `stack_policy` wrap it so that:
 - it only sees the resource types (and container roles) it is about;
 - it reads its config through `Settings`, with the schema defaults applied in code;
 - every message has one shape: "<Kind> '<name>' (role r): <what is wrong>. Fix: <what to do>.";
-- an unknown value during preview either fails closed (a "cannot verify" violation, for
-  checks marked ``fail_closed``) or is left to the engine, which reports an advisory
-  "can't run policy" diagnostic and runs the policy again during the update;
+- every policy fails closed on every unknown value it reads during a preview: the check sees
+  its props through `access.watch`, which records each unknown read (even one the check
+  catches or `peek`s past), and each resource with such reads gets one violation naming the
+  property paths ("cannot verify ... unknown until the update runs"). Its level is the policy's,
+  so prod (mandatory) fails the preview and staging/dev (advisory) warn; nothing is left to
+  pulumi-policy's advisory "can't run policy", which a prod preview would pass;
 - any other exception becomes a violation instead of failing the whole preview (an uncaught
   exception in any policy, even an advisory one, aborts the run). The exception's text is
   never reported, because it may quote a property value, and policies see secrets in plain text.
@@ -30,7 +33,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .access import UnknownValueError
+from .access import UnknownReads, UnknownValueError, watch
 from .compliance import controls_for, tags_for
 from .settings import Schema, Settings
 from .shapes import Resource, resources_of
@@ -51,14 +54,15 @@ def format_message(subject: str, problem: str, fix: str) -> str:
 class Reporter:
     """Formats and reports violations; counts them for callers that need to know."""
 
-    def __init__(self, report: ReportViolation, subject: str) -> None:
+    def __init__(self, report: ReportViolation, subject: str | Resource) -> None:
         self._report = report
-        self._subject = subject
+        self._subject = subject  # a Resource is named only when there is something to report
         self.count = 0
 
     def violation(self, problem: str, fix: str, about: Resource | None = None) -> None:
         """Report one violation; in stack policies `about` points it at a resource."""
-        subject = about.subject if about is not None else self._subject
+        named = about if about is not None else self._subject
+        subject = named if isinstance(named, str) else named.subject
         urn = about.urn if about is not None else None
         self.count += 1
         self._report(format_message(subject, problem, fix), urn)
@@ -88,7 +92,6 @@ class PolicyInfo:
 
     name: str
     kind: str  # "resource" or "stack"
-    fail_closed: bool
     schema: Schema
     # What a resource policy judges (None: every type / every role); the compliance report
     # lists a resource under a policy only when it passes these filters.
@@ -114,23 +117,39 @@ def _tags(policy: str) -> list[str]:
     return [policy.split("-", maxsplit=1)[0], *tags_for(policy)]
 
 
-def _run_guarded(name: str, fail_closed: bool, reporter: Reporter, run: Callable[[], None]) -> None:
+def _unknown_paths(paths: list[tuple[str, ...]]) -> str:
+    return ", ".join(f"`{'.'.join(path)}`" for path in paths)
+
+
+def _run_guarded(name: str, reporter: Reporter, reads: UnknownReads, run: Callable[[], None]) -> None:
+    """Run a check; afterwards fail it closed on every unknown value it read.
+
+    `run` sees props through `watch(..., reads, owner)`, where owner is the (unwatched) Resource
+    in a stack policy and None in a resource policy (the reporter's own resource)."""
     try:
         run()
     except UnknownValueError as err:
-        if not fail_closed:
-            raise  # the engine reports an advisory "can't run policy" and retries at update
-        field = ".".join(str(part) for part in err.props)
-        reporter.violation(
-            f"cannot verify policy '{name}' during preview because `{field}` is computed "
-            "(unknown until the update runs)",
-            "make that input a literal in the program (a plain string, number or list, "
-            "not an Output of another resource) so the policy can check it before deploying",
-        )
+        if not reads:  # the watched props record every unknown read before raising
+            reads.record(None, err.props)
     except Exception as err:  # noqa: BLE001 - escaping, it would abort the whole run
         reporter.violation(
             f"policy '{name}' failed internally ({type(err).__name__}), so this was not verified",
             "report this as a bug in policies/ with the resource type; do not deploy it unverified",
+        )
+    reads.active = False
+    by_owner: dict[int, tuple[Resource | None, list[tuple[str, ...]]]] = {}
+    for owner, path in reads:
+        by_owner.setdefault(id(owner), (owner, []))[1].append(path)
+    for owner, paths in by_owner.values():
+        reporter.violation(
+            f"cannot verify policy '{name}' in this preview: {_unknown_paths(paths)} "
+            f"{'is' if len(paths) == 1 else 'are'} unknown until the update runs (computed "
+            "from another resource's output), so whether it complies cannot be known before "
+            "the change is made",
+            "give that input a value known before deploying (a literal or stack config, not an "
+            "Output of another resource), or carry the computed value where no policy needs "
+            "it (a label outside medisys.*, an uploaded file that is not a checked config)",
+            about=owner,
         )
 
 
@@ -141,7 +160,6 @@ def resource_policy(
     types: Collection[str],
     severity: Severity,
     config: Schema,
-    fail_closed: bool,
     remediation: str,
     roles: Collection[str] | None = None,
 ) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
@@ -151,19 +169,21 @@ def resource_policy(
         def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
             if args.resource_type not in types:
                 return
-            resource = Resource(args.resource_type, args.name, args.urn, args.props)
-            reporter = Reporter(report_violation, resource.subject)
+            plain = Resource(args.resource_type, args.name, args.urn, args.props)
+            reporter = Reporter(report_violation, plain)
             settings = Settings(args.get_config(), config)
+            reads = UnknownReads()
+            resource = Resource(plain.type, plain.name, plain.urn, watch(plain.props, reads))
 
             def run() -> None:
                 if roles is not None and resource.role not in roles:
                     return
                 check(resource, settings, reporter)
 
-            _run_guarded(name, fail_closed, reporter, run)
+            _run_guarded(name, reporter, reads, run)
 
         REGISTRY[name] = PolicyInfo(
-            name, "resource", fail_closed, config, frozenset(types), None if roles is None else frozenset(roles)
+            name, "resource", config, frozenset(types), None if roles is None else frozenset(roles)
         )
         return ResourceValidationPolicy(
             name=name,
@@ -185,7 +205,6 @@ def stack_policy(
     description: str,
     severity: Severity,
     config: Schema,
-    fail_closed: bool,
     remediation: str,
 ) -> Callable[[StackCheck], StackValidationPolicy]:
     """Decorator: turn `check(resources, settings, reporter)` into a StackValidationPolicy."""
@@ -194,14 +213,14 @@ def stack_policy(
         def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
             reporter = Reporter(report_violation, f"Stack '{current_stack()}'")
             settings = Settings(args.get_config(), config)
-            _run_guarded(
-                name,
-                fail_closed,
-                reporter,
-                lambda: check(resources_of(list(args.resources)), settings, reporter),
-            )
+            reads = UnknownReads()
+            resources = [
+                Resource(r.type, r.name, r.urn, watch(r.props, reads, owner=r))
+                for r in resources_of(list(args.resources))
+            ]
+            _run_guarded(name, reporter, reads, lambda: check(resources, settings, reporter))
 
-        REGISTRY[name] = PolicyInfo(name, "stack", fail_closed, config)
+        REGISTRY[name] = PolicyInfo(name, "stack", config)
         return StackValidationPolicy(
             name=name,
             description=description,

@@ -30,7 +30,6 @@ def _exempt(res: Resource, settings: Settings) -> bool:
     description="Containers never run privileged.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Remove privileged=True; add only the specific capability the process needs.",
 )
@@ -50,7 +49,6 @@ _NAMESPACE_FIELDS: Final = ("networkMode", "pidMode", "ipcMode", "usernsMode", "
     description="Containers do not share the host's network, PID, IPC, user or cgroup namespace.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Remove networkMode/pidMode/ipcMode/usernsMode/cgroupnsMode = 'host'.",
 )
@@ -115,7 +113,6 @@ def _is_under(path: str, root: str) -> bool:
     description="Containers do not mount the Docker socket or sensitive host directories.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         forbiddenHostPaths={
             "type": "array",
@@ -147,7 +144,6 @@ _IMAGE_ID: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
     description="Container images are pinned: an explicit tag other than latest, or a digest.",
     types=[CONTAINER],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(
         requireDigest={
             "type": "boolean",
@@ -181,7 +177,6 @@ def image_pinned(res: Resource, settings: Settings, reporter: Reporter) -> None:
     description="Long-running containers have a health check and a restart policy.",
     types=[CONTAINER],
     severity=Severity.MEDIUM,
-    fail_closed=False,
     config=schema(
         allowedRestartPolicies={
             "type": "array",
@@ -222,7 +217,6 @@ def healthcheck_and_restart(res: Resource, settings: Settings, reporter: Reporte
     description="Containers run as a non-root user.",
     types=[CONTAINER],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Set `user` to the service account of the image (a name or a UID other than 0).",
 )
@@ -250,7 +244,6 @@ _NO_NEW_PRIVILEGES: Final = frozenset(
     description="Containers set no-new-privileges, so setuid binaries cannot gain privileges.",
     types=[CONTAINER],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(exemptRoles=_EXEMPT_ROLES),
     remediation="Add 'no-new-privileges:true' to securityOpts.",
 )
@@ -288,7 +281,6 @@ def _cap(name: str) -> str:
     description="Containers drop all Linux capabilities and add back none of the dangerous ones.",
     types=[CONTAINER],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(
         forbiddenAdds={
             "type": "array",
@@ -327,7 +319,6 @@ _UNCONFINED: Final = [
     description="Containers keep the default seccomp, AppArmor and SELinux confinement.",
     types=[CONTAINER],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(
         forbiddenSecurityOpts={
             "type": "array",

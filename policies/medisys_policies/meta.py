@@ -28,7 +28,6 @@ from .shapes import (
     "select on (role, stack, component, segment).",
     types=[CONTAINER, NETWORK, VOLUME],
     severity=Severity.HIGH,
-    fail_closed=True,
     config=schema(
         extraContainerRoles={
             "type": "array",
@@ -68,7 +67,6 @@ def labels_required(res: Resource, settings: Settings, reporter: Reporter) -> No
     description="The policy config file was written for this stack, and resources' "
     "medisys.stack labels name this stack.",
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         expectedStack={
             "type": "string",

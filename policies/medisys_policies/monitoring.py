@@ -28,7 +28,6 @@ _WHAT: Final = {
     description="The stack runs Prometheus, Alertmanager and Grafana (long-running containers of "
     "those roles), and the roles listed in digestPinnedRoles run images pinned by digest.",
     severity=Severity.HIGH,
-    fail_closed=True,
     config=schema(
         requiredRoles={
             "type": "array",

@@ -32,7 +32,6 @@ from .shapes import (
     description="Generated passwords (random.RandomPassword) are at least minLength characters.",
     types=[RANDOM_PASSWORD],
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(minLength={"type": "integer", "minimum": 8, "default": 24}),
     remediation="Set length to minLength or more on every RandomPassword.",
 )
@@ -63,7 +62,6 @@ def looks_secret(name: str) -> bool:
     "command-line argument.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         allowedSuffixes={
             "type": "array",
@@ -137,7 +135,6 @@ _PGBACKREST_SECRET_KEYS: Final = [
     "credentials; those go in separate secret files.",
     types=[CONTAINER],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         forbiddenRedisDirectives={
             "type": "array",

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .access import UnknownValueError, as_bool, as_str, elements, get, is_sequence, peek
+from .access import UnknownValueError, as_bool, as_str, elements, get, is_sequence
 
 CONTAINER: Final = "docker:index/container:Container"
 NETWORK: Final = "docker:index/network:Network"
@@ -132,14 +132,15 @@ class Resource:
     def labels(self) -> dict[str, str]:
         """Docker labels as a dict (`labels` is a list of {label, value} objects).
 
-        A computed value of a label outside the medisys.* namespace is left out; a computed
-        medisys.* value raises UnknownValueError, because the policies select on it."""
+        Only the medisys.* labels: the policies select on them, and a value outside that
+        namespace is never read (so it may be computed: the framework fails a policy closed
+        on every unknown value it reads)."""
         result: dict[str, str] = {}
         for _, item in elements(self.get("labels")):
             key = as_str(get(item, "label"))
-            if key is None:
+            if key is None or not key.startswith("medisys."):
                 continue
-            value = get(item, "value") if key.startswith("medisys.") else peek(item, "value")
+            value = get(item, "value")
             if isinstance(value, str):
                 result[key] = value
         return result

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from pulumi_policy import Severity
 
-from .access import UnknownValueError, as_number, get
+from .access import as_number, get
 from .framework import Reporter, read_config, resource_policy, schema, stack_policy
 from .parsers import parse_redis_conf, parse_redis_size
 from .settings import Settings
@@ -24,7 +24,6 @@ def _long_running(resources: list[Resource], role: str) -> list[Resource]:
     "sizing-app-server-count",
     description="The stack runs between minAppServers and maxAppServers app containers.",
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(
         minAppServers={"type": "integer", "minimum": 1, "default": 2},
         maxAppServers={"type": "integer", "minimum": 1, "default": 4},
@@ -46,7 +45,6 @@ def app_server_count(resources: list[Resource], settings: Settings, reporter: Re
     description="The PostgreSQL cluster has at least minReplicas replicas: at least 1 + minReplicas "
     "members (Patroni decides at run time which member leads).",
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(minReplicas={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Raise medisys:postgres.replicas so the cluster has a member to fail over to.",
 )
@@ -66,10 +64,7 @@ def postgres_replica_present(
 
 def _cluster_enabled(node: Resource) -> bool | None:
     """cluster-enabled from the node's redis.conf; None when it cannot be read."""
-    try:
-        text = node.config_file(REDIS_CONF).text
-    except UnknownValueError:
-        return None
+    text = node.config_file(REDIS_CONF).text
     if text is None:
         return None
     return (parse_redis_conf(text).value("cluster-enabled") or "no").lower() == "yes"
@@ -83,10 +78,7 @@ def _replicas_per_master(resources: list[Resource]) -> int | None:
     """The replicas per master the cluster-forming job creates (its REPLICAS_PER_MASTER env);
     None when there is no such job or the value cannot be read."""
     for former in containers(resources, FORMER_ROLE):
-        try:
-            value = former.env_value(REPLICAS_ENV)
-        except UnknownValueError:
-            return None
+        value = former.env_value(REPLICAS_ENV)
         if value is not None and value.strip().isdigit():
             return int(value)
     return None
@@ -97,7 +89,6 @@ def _replicas_per_master(resources: list[Resource]) -> int | None:
     description="Redis runs as a cluster of at least minRedisMasters masters (nodes divided by "
     "1 + replicas per master) with cluster-enabled yes.",
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(minRedisMasters={"type": "integer", "minimum": 3, "default": 3}),
     remediation="Run at least three Redis masters (medisys:redis.masters) with 'cluster-enabled yes'.",
 )
@@ -127,7 +118,6 @@ def redis_cluster_masters(
     description="The Redis cluster is formed with at least minReplicasPerMaster replicas per "
     "master, and runs every node that takes, so losing any one node keeps the cluster ok.",
     severity=Severity.HIGH,
-    fail_closed=False,
     config=schema(minReplicasPerMaster={"type": "integer", "minimum": 0, "default": 1}),
     remediation="Set medisys:redis.replicas_per_master to 1 or more.",
 )
@@ -183,7 +173,6 @@ _ROLE_MINIMUMS: Final = {
     description="Every container sets memory (MB) and cpus limits at or above its role's minimum.",
     types=[CONTAINER],
     severity=Severity.MEDIUM,
-    fail_closed=False,
     config=schema(
         roleMinimums={
             "type": "object",
@@ -232,7 +221,6 @@ def container_limits(res: Resource, settings: Settings, reporter: Reporter) -> N
     types=[CONTAINER],
     roles=["redis"],
     severity=Severity.MEDIUM,
-    fail_closed=False,
     config=schema(
         maxmemoryRatio={
             "type": "number",

@@ -203,7 +203,6 @@ def _check_plain_section(section: HaproxySection, has_ssl: bool, reporter: Repor
     types=[CONTAINER],
     roles=["load-balancer", "load-balancer-config"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         minTlsVersion=MIN_TLS_SCHEMA,
         minHstsMaxAgeSeconds={
@@ -285,7 +284,6 @@ def load_balancer_https_only(res: Resource, settings: Settings, reporter: Report
     types=[CONTAINER],
     roles=POSTGRES_SERVER_ROLES,
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         minTlsVersion=MIN_TLS_SCHEMA,
         allowedHostsslMethods={
@@ -369,7 +367,6 @@ def postgres_ssl_on(res: Resource, settings: Settings, reporter: Reporter) -> No
     types=[CONTAINER],
     roles=["redis"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         requireTlsReplication={"type": "boolean", "default": True},
         requireTlsCluster={"type": "boolean", "default": True},
@@ -417,7 +414,6 @@ def redis_clients(res: Resource, settings: Settings, reporter: Reporter) -> None
     types=[CONTAINER],
     roles=["grafana"],
     severity=Severity.CRITICAL,
-    fail_closed=True,
     config=schema(
         managementNetworkSuffix={
             "type": "string",

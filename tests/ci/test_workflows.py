@@ -233,19 +233,19 @@ def test_prod_deploy_needs_staging_and_the_production_approval() -> None:
     assert job["needs"] in ("staging", ["staging"])
     environment = job["environment"]
     assert (environment if isinstance(environment, str) else environment["name"]) == "production"
-    up = pulumi_step(job, "up")
-    assert up["with"]["stack-name"] == "prod"
-    assert up["with"]["policyPacks"] == "policies"
-    assert up["with"]["policyPackConfigs"] == "policies/config/prod.json"
 
 
-def test_prod_deploy_stops_before_up_when_a_policy_could_not_run() -> None:
+def test_prod_deploys_only_through_the_preview_gate() -> None:
+    """No `pulumi up` of prod outside `make deploy`: scripts/deploy previews with prod's policy
+    config, refuses on any violation, then runs `pulumi up --plan` of that preview."""
     job = workflow("deploy.yml")["jobs"]["prod"]
-    preview, up = pulumi_step(job, "preview"), pulumi_step(job, "up")
-    (guard,) = [s for s in job["steps"] if "check-preview-policies prod" in s.get("run", "")]
-    assert preview["with"]["policyPackConfigs"] == "policies/config/prod.json"
-    assert index_of(job, preview) < index_of(job, guard) < index_of(job, up)
-    assert guard["env"]["PREVIEW_OUTPUT"] == f"${{{{ steps.{preview['id']}.outputs.output }}}}"
+    assert [s for s in steps_using(job, PULUMI_ACTION) if "command" in s.get("with", {})] == []
+    (install,) = steps_using(job, PULUMI_ACTION)
+    (gate,) = [s for s in job["steps"] if "make deploy" in s.get("run", "")]
+    assert gate["run"].strip() == "make deploy STACK=prod" and index_of(job, install) < index_of(job, gate)
+    assert job["env"]["PULUMI_BACKEND_URL"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    target = (ROOT / "Makefile").read_text().split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/deploy --stack $(STACK) --refresh" in target and "bootstrap" not in target
 
 
 def test_two_deploys_of_one_stack_never_overlap() -> None:
@@ -304,6 +304,66 @@ def test_drift_script_passes_a_clean_stack_and_fails_when_the_preview_cannot_run
     assert (clean.returncode, "no drift" in clean.stdout) == (0, True)
     broken = run_drift(tmp_path, None, 255)
     assert broken.returncode == 2 and "could not reach the Docker host" in broken.stderr
+
+
+def run_deploy(tmp_path: Path, preview_output: str, preview_code: int, stack: str = "prod") -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """scripts/deploy against a stand-in `pulumi` that logs each call; its preview prints
+    preview_output and exits with preview_code (writing the --save-plan file), the rest succeed."""
+    log = tmp_path / "calls"
+    fake = tmp_path / "pulumi"
+    (tmp_path / "preview.txt").write_text(preview_output)
+    fake.write_text(f"""#!/usr/bin/env python3
+import sys
+open({str(log)!r}, "a").write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "preview":
+    print(open({str(tmp_path / "preview.txt")!r}).read())
+    if "--save-plan" in sys.argv:
+        open(sys.argv[sys.argv.index("--save-plan") + 1], "w").write("{{}}")
+    sys.exit({preview_code})
+""")
+    fake.chmod(0o755)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "deploy"), "--stack", stack, "--refresh"],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "GITHUB_ACTIONS": "true"})
+    return done, log.read_text().splitlines() if log.exists() else []
+
+
+MANDATORY_PREVIEW = """Policies:
+    medisys-platform-policies@v0.0.1 (local: policies)
+        - [mandatory] [severity: critical]  hardening-no-privileged  (docker:index:Container: medisys-prod-app-1)
+          Container 'medisys-prod-app-1' (role app): runs privileged. Fix: remove privileged=True.
+error: preview failed"""
+
+
+def test_deploy_refuses_a_preview_with_a_mandatory_violation_before_any_up(tmp_path: Path) -> None:
+    done, calls = run_deploy(tmp_path, MANDATORY_PREVIEW, 255)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "deploy refused, nothing was changed" in done.stderr and "::error title=deploy refused::" in done.stdout
+    assert [c.split()[0] for c in calls] == ["refresh", "preview"]
+    assert "--policy-pack-config" in calls[1] and "--save-plan" in calls[1]
+    assert str(ROOT / "policies" / "config" / "prod.json") in calls[1]
+
+
+def test_deploy_refuses_prod_when_a_policy_could_not_run(tmp_path: Path) -> None:
+    for line in ("can't run policy 'x' from policy pack 'p@v1' during preview: string value at .user can't be known",
+                 "Container 'a' (role app): cannot verify policy 'x' in this preview: `user` is unknown until the update runs"):
+        done, calls = run_deploy(tmp_path, f"Policies:\n    - [advisory]  x\n      {line}\n", 0)
+        assert done.returncode == 1 and "could not judge a value unknown in the preview" in done.stderr, done.stderr
+        assert "up" not in [c.split()[0] for c in calls]
+        (tmp_path / "calls").unlink()
+
+
+def test_deploy_runs_up_of_exactly_the_previewed_plan(tmp_path: Path) -> None:
+    done, calls = run_deploy(tmp_path, "Resources:\n    75 unchanged\n", 0)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [c.split()[0] for c in calls] == ["refresh", "preview", "up"]
+    plan = calls[1].split("--save-plan ")[1].split()[0]
+    assert f"--plan {plan}" in calls[2] and "--policy-pack-config" in calls[2]
+
+
+def test_deploy_only_warns_outside_prod_on_advisory_findings(tmp_path: Path) -> None:
+    done, calls = run_deploy(tmp_path, "Policies:\n    - [advisory]  x\n      cannot verify policy 'x' in this preview\n", 0, stack="staging")
+    assert done.returncode == 0 and [c.split()[0] for c in calls] == ["refresh", "preview", "up"]
 
 
 # --- ci ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ prod fail under prod's policy config and only warn under staging's."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ VARIANTS = {
     "asynchronous-replication": ({}, "postgres-synchronous-replication"),
     "redis-without-replicas": ({}, "sizing-redis-replica-per-master"),
     "grafana-off": ({}, "monitoring-stack-present"),
+    # A hardening setting computed from another resource's output: unknown in the preview.
+    "computed-container-user": ({}, "hardening-non-root"),
     "offsite-missing": ({}, "backup-offsite-repository"),
     "offsite-unencrypted": ({}, "backup-repository-encrypted"),
     "offsite-retention-7-days": ({"medisys:backups": {"retention_days": 30, "full_interval_hours": 24, "diff_interval_hours": 4,
@@ -141,3 +144,8 @@ def test_unsafe_prod_variant_is_blocked_in_prod_and_only_warned_in_staging(varia
         # choice: those variants are compliant there.
         if not (environment == "staging" and variant in ("retention-7-days", "asynchronous-replication")):
             assert policy in output
+        assert "can't run policy" not in output  # an unknown is judged at the policy's level
+        if variant == "computed-container-user":
+            # Named: the resource, the property and why it could not be judged.
+            assert re.search(r"Container '[\w-]+-app-1' \(role app\): cannot verify policy 'hardening-non-root' "
+                             r"in this preview: `user` is unknown until the update runs", output), output

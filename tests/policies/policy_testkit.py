@@ -8,7 +8,7 @@ Each test takes the baseline, changes one thing, and asserts on the message.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from medisys_policies import ALL_POLICIES
@@ -23,7 +23,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import (
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
     UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
     UNKNOWN_STRING_VALUE,
     unknown_checking_proxy,
 )
@@ -455,3 +458,108 @@ def assert_violation(messages: list[str], name: str, *fragments: str) -> str:
     assert f"'{name}'" in message, message
     assert "Fix: " in message, message
     return message
+
+
+# --- recording what a policy reads, and making one property unknown ------------------------------
+
+Path = tuple[str, ...]
+
+
+class _Reads:
+    """Every property path read through a recording layer, in order, each once."""
+
+    def __init__(self) -> None:
+        self.paths: dict[Path, None] = {}
+
+
+def _recording(value: Any, path: Path, reads: _Reads) -> Any:
+    if isinstance(value, Mapping):
+        return _RecordingMapping(value, path, reads)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return _RecordingSequence(value, path, reads)
+    return value
+
+
+class _RecordingMapping(Mapping):  # type: ignore[type-arg]
+    """Sits between the check and pulumi-policy's proxy: records the path of each read."""
+
+    def __init__(self, target: Mapping[str, Any], path: Path, reads: _Reads) -> None:
+        self._target, self._path, self._reads = target, path, reads
+
+    def __getitem__(self, key: str) -> Any:
+        path = (*self._path, str(key))
+        self._reads.paths[path] = None
+        return _recording(self._target[key], path, self._reads)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._target)
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+
+class _RecordingSequence(Sequence):  # type: ignore[type-arg]
+    def __init__(self, target: Sequence[Any], path: Path, reads: _Reads) -> None:
+        self._target, self._path, self._reads = target, path, reads
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._target))[index]]
+        path = (*self._path, str(index % len(self._target)))
+        self._reads.paths[path] = None
+        return _recording(self._target[index], path, self._reads)
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+
+def resource_reads(policy: Policy, props: Mapping[str, Any], resource_type: str, name: str) -> list[Path]:
+    """The property paths a resource policy reads on these props (prefixes included)."""
+    assert isinstance(policy, ResourceValidationPolicy)
+    reads = _Reads()
+    args = ResourceValidationArgs(
+        resource_type,
+        _recording(unknown_checking_proxy(copy.deepcopy(dict(props))), (), reads),
+        urn(resource_type, name),
+        name,
+        _options(),
+        None,
+        None,
+    )
+    policy.validate(args, lambda message, _urn=None: None)
+    return list(reads.paths)
+
+
+def stack_reads(policy: Policy, resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[Path]]:
+    """The property paths a stack policy reads, per logical resource name."""
+    assert isinstance(policy, StackValidationPolicy)
+    reads = {name: _Reads() for _, name, _ in resources}
+    proxied = policy_resources(resources)
+    for resource, (_, name, _) in zip(proxied, resources, strict=True):
+        resource.props = _recording(resource.props, (), reads[name])
+    policy.validate(StackValidationArgs(proxied, None), lambda message, _at=None: None)
+    return {name: list(r.paths) for name, r in reads.items() if r.paths}
+
+
+def _sentinel_for(value: Any) -> str:
+    """The wire sentinel pulumi-policy's proxy raises on, by the type of the known value."""
+    if isinstance(value, bool):
+        return UNKNOWN_BOOLEAN_VALUE
+    if isinstance(value, (int, float)):
+        return UNKNOWN_NUMBER_VALUE
+    if isinstance(value, list):
+        return UNKNOWN_ARRAY_VALUE
+    if isinstance(value, dict):
+        return UNKNOWN_OBJECT_VALUE
+    return UNKNOWN_STRING_VALUE
+
+
+def with_unknown(props: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """A copy of props in which the value at `path` is unknown (as in a preview)."""
+    result = copy.deepcopy(dict(props))
+    parent: Any = result
+    for step in path[:-1]:
+        parent = parent[int(step)] if isinstance(parent, list) else parent[step]
+    last: Any = int(path[-1]) if isinstance(parent, list) else path[-1]
+    parent[last] = _sentinel_for(parent[last])
+    return result

@@ -119,8 +119,16 @@ def test_invalid_subnet_fails() -> None:
     assert_violation(texts(run_stack(SUBNETS, stack)), "net-dmz", "invalid ipamConfigs subnet")
 
 
-def test_computed_subnet_is_skipped_unless_required() -> None:
+def test_computed_subnet_fails_closed_on_that_network() -> None:
     stack = replace(baseline_stack(), "net-dmz", ipamConfigs=kit.UNKNOWN_STRING)
+    found = run_stack(SUBNETS, stack)
+    message = assert_violation(texts(found), "net-dmz", "cannot verify", "`ipamConfigs` is unknown")
+    assert [at for m, at in found if m == message] == [kit.urn(kit.NETWORK, "net-dmz")]
+
+
+def test_network_without_subnet_fails_only_when_required() -> None:
+    stack = [(t, n, {k: v for k, v in p.items() if not (n == "net-dmz" and k == "ipamConfigs")})
+             for t, n, p in baseline_stack()]
     assert run_stack(SUBNETS, stack) == []
     found = run_stack(SUBNETS, stack, config={"requireExplicitSubnet": True})
     assert_violation(texts(found), "net-dmz", "no explicit subnet")

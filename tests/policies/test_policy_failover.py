@@ -87,4 +87,5 @@ def test_asynchronous_member_passes_where_not_required() -> None:
 def test_computed_patroni_configuration_fails_closed() -> None:
     props = with_upload(container("postgres"), PATRONI, kit.UNKNOWN_STRING)
     messages = run_resource(SYNC, props, name="pg-1")
-    assert messages and "cannot verify policy 'postgres-synchronous-replication'" in messages[0]
+    message = kit.assert_violation(messages, "pg-1", "cannot verify policy 'postgres-synchronous-replication'")
+    assert "content` is unknown until the update runs" in message

@@ -65,7 +65,7 @@ def test_computed_role_label_fails_closed() -> None:
     props = container("app")
     props["labels"][0] = {"label": "medisys.role", "value": kit.UNKNOWN_STRING}
     message = assert_violation(run_resource(LABELS, props, name="app-1"), "app-1", "cannot verify")
-    assert "`labels.0.value` is computed" in message
+    assert "`labels.0.value` is unknown until the update runs" in message
 
 
 def test_other_resource_types_are_ignored() -> None:

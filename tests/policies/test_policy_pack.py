@@ -77,12 +77,6 @@ def test_policy_metadata_is_complete(policy: Any) -> None:
         assert value == spec["default"], f"{policy.name}.{key}: code default differs"
 
 
-@pytest.mark.parametrize("policy", ALL_POLICIES, ids=lambda p: p.name)
-def test_critical_policies_fail_closed_on_unknowns(policy: Any) -> None:
-    if policy.severity == Severity.CRITICAL:
-        assert REGISTRY[policy.name].fail_closed
-
-
 def test_settings_convert_protobuf_floats_and_fall_back_on_bad_values() -> None:
     settings = Settings(
         {"n": 30.0, "s": 5, "l": "x"},
@@ -258,30 +252,32 @@ def test_prod_violations_are_mandatory_and_dev_ones_advisory() -> None:
         assert "Container 'app-1' (role app): runs privileged" in diagnostic.message
 
 
-def test_unknown_value_in_a_deferring_policy_becomes_an_advisory_cant_run() -> None:
-    props = container("app", image=kit.UNKNOWN_STRING)
-    response = analyze(servicer("prod"), kit.CONTAINER, "app-1", props)
-    [diagnostic] = response.diagnostics
-    assert diagnostic.policyName == "hardening-image-pinned"
-    assert (
-        diagnostic.enforcementLevel == proto.ADVISORY
-    )  # the engine downgrades, then retries at up
-    assert "can't run policy 'hardening-image-pinned'" in diagnostic.message
-    assert ".image can't be known during preview" in diagnostic.message
+def test_unknown_value_is_a_violation_at_the_policys_level_never_a_cant_run() -> None:
+    """pulumi-policy would turn an UnknownValueError into an ADVISORY "can't run policy", which
+    a prod preview passes: the framework reports it at the policy's own level instead."""
+    props = container("app", user=kit.UNKNOWN_STRING)
+    for environment, level in (("prod", proto.MANDATORY), ("staging", proto.ADVISORY)):
+        response = analyze(servicer(environment), kit.CONTAINER, "app-1", props)
+        [diagnostic] = response.diagnostics
+        assert diagnostic.policyName == "hardening-non-root"
+        assert diagnostic.enforcementLevel == level
+        assert "can't run policy" not in diagnostic.message
+        assert (
+            "Container 'app-1' (role app): cannot verify policy 'hardening-non-root' in this "
+            "preview: `user` is unknown until the update runs" in diagnostic.message
+        )
 
 
-def test_unknown_value_in_a_fail_closed_policy_is_a_mandatory_violation() -> None:
+def test_unknown_config_file_is_a_mandatory_violation_in_every_policy_reading_it() -> None:
     props = container("load-balancer")
     props["uploads"][0]["content"] = kit.UNKNOWN_STRING  # haproxy.cfg computed in preview
     response = analyze(servicer("prod"), kit.CONTAINER, "lb", props)
     by_policy = {d.policyName: d for d in response.diagnostics}
     diagnostic = by_policy["tls-load-balancer-https-only"]
     assert diagnostic.enforcementLevel == proto.MANDATORY
-    assert (
-        "cannot verify policy 'tls-load-balancer-https-only' during preview" in diagnostic.message
-    )
-    assert "`uploads.0.content` is computed" in diagnostic.message
-    assert "make that input a literal" in diagnostic.message
+    assert "cannot verify policy 'tls-load-balancer-https-only' in this preview" in diagnostic.message
+    assert "`uploads.0.content` is unknown until the update runs" in diagnostic.message
+    assert "a literal or stack config" in diagnostic.message
     assert "secrets-not-in-config-files" in by_policy  # it reads haproxy.cfg too
 
 
@@ -303,7 +299,6 @@ def test_an_internal_error_is_reported_not_raised() -> None:
         description="A policy with a bug.",
         types=[kit.CONTAINER],
         severity=Severity.LOW,
-        fail_closed=False,
         config=schema(flag={"type": "boolean", "default": True}),
         remediation="None.",
     )
