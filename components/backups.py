@@ -126,6 +126,8 @@ class DatabaseBackups(pulumi.ComponentResource):
     them all to pgBackRest, which finds the primary among them: scheduled backups follow a
     failover too. It takes a full backup every `full_interval_hours` and differentials in between,
     to each repository in turn; each repository expires by its own time-based retention.
+    The agent publishes per repository its status, the newest backups, the last run's result and
+    the WAL archive lag for Prometheus (images/postgres/medisys_backup_metrics.py).
     """
 
     def __init__(

@@ -4,7 +4,9 @@
 #            PostgreSQL, holds or follows the leader lock in etcd, promotes, rewinds and rejoins;
 #   backup   a pgBackRest agent beside the members: creates the stanza, runs scheduled
 #            full/differential backups (pgBackRest finds the primary among the listed members)
-#            and publishes their age as Prometheus metrics.
+#            to every configured repository, and publishes per repository their age, the
+#            last run's result and the WAL archive lag as Prometheus metrics
+#            (medisys-backup-metrics).
 # Passwords arrive as files (never environment values) and never reach a command line.
 set -euo pipefail
 
@@ -43,12 +45,22 @@ backup_age_seconds() {
         '[.[0].backup[]? | select($t == "any" or .type == $t) | .timestamp.stop] | max // empty | (now - .) | floor'
 }
 
+configured_repos() {
+    # Without BACKUP_REPOS: every repository pgBackRest is configured with (info lists an
+    # unreachable one too).
+    local repos
+    repos=$(pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r '.[0].repo[]?.key' || true)
+    echo "${repos:-1}"
+}
+
 backup_repo() {
     # A scheduled backup into repository $1 if one is due. A failure (an unreachable offsite
     # server, a host key that does not match the pinned one) is logged as an ERROR naming the
-    # repository and recorded in /var/lib/medisys-backup/repo<N>.status ("ok" or "failed <time>"),
-    # never skipped: the other repository's backup does not hide it. Returns non-zero on failure.
-    local repo=$1 full_age diff_age type=''
+    # repository and recorded, never skipped: the other repository's backup does not hide it.
+    # The record, /var/lib/medisys-backup/repo<N>.status, is "ok|failed <end time> <exit code>
+    # <type>" (medisys-backup-metrics reads it; "ok" or "failed <time>" alone is read too).
+    # Returns non-zero on failure.
+    local repo=$1 full_age diff_age type='' rc=0
     full_age=$(backup_age_seconds full "$repo")
     diff_age=$(backup_age_seconds any "$repo")
     if [ -z "$full_age" ] || [ "$full_age" -ge $((BACKUP_FULL_INTERVAL_HOURS * 3600)) ]; then
@@ -58,42 +70,25 @@ backup_repo() {
     fi
     [ -n "$type" ] || return 0
     log "$type backup due in repo$repo"
-    if pgbackrest --stanza="$STANZA" --repo="$repo" --type="$type" backup; then
-        echo ok > /var/lib/medisys-backup/repo"$repo".status
+    pgbackrest --stanza="$STANZA" --repo="$repo" --type="$type" backup || rc=$?
+    if [ "$rc" = 0 ]; then
+        record_run "$repo" "ok $(date -u +%s) 0 $type"
     else
-        echo "failed $(date -u +%s)" > /var/lib/medisys-backup/repo"$repo".status
-        log "ERROR: $type backup to repo$repo failed (see pgBackRest's message above); it is retried in 60 s"
+        record_run "$repo" "failed $(date -u +%s) $rc $type"
+        log "ERROR: $type backup to repo$repo failed (exit $rc, see pgBackRest's message above); it is retried in 60 s"
         return 1
     fi
 }
 
+record_run() {
+    local file=/var/lib/medisys-backup/repo$1.status
+    echo "$2" > "$file.tmp" && mv "$file.tmp" "$file"
+}
+
 write_metrics() {
-    local dir=/var/lib/medisys-backup/www tmp
-    tmp=$(mktemp "$dir/.metrics.XXXX")
-    {
-        echo "# HELP medisys_backup_last_success_timestamp_seconds When the newest backup of each type finished."
-        echo "# TYPE medisys_backup_last_success_timestamp_seconds gauge"
-        pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null | jq -r --arg s "$STANZA" '
-            .[0].backup // [] | group_by(.type)[] | max_by(.timestamp.stop)
-            | "medisys_backup_last_success_timestamp_seconds{stanza=\"\($s)\",type=\"\(.type)\"} \(.timestamp.stop)"'
-        echo "# HELP medisys_backup_full_interval_seconds The schedule: a full backup is due this often."
-        echo "# TYPE medisys_backup_full_interval_seconds gauge"
-        echo "medisys_backup_full_interval_seconds{stanza=\"$STANZA\"} $((BACKUP_FULL_INTERVAL_HOURS * 3600))"
-        local mount column
-        # One family at a time: the text format wants each metric's samples together.
-        for column in size avail; do
-            echo "# HELP medisys_filesystem_${column}_bytes Volume ${column} in bytes, for the data directory and the repository."
-            echo "# TYPE medisys_filesystem_${column}_bytes gauge"
-            for mount in /var/lib/postgresql/members/* /var/lib/pgbackrest; do
-                echo "medisys_filesystem_${column}_bytes{mount=\"$mount\"} $(df -B1 --output="$column" "$mount" | tail -n 1 | tr -d ' ')"
-            done
-        done
-        echo "# HELP medisys_backup_last_run_success Whether the last scheduled backup run succeeded."
-        echo "# TYPE medisys_backup_last_run_success gauge"
-        echo "medisys_backup_last_run_success{stanza=\"$STANZA\"} $1"
-    } > "$tmp"
-    chmod 0644 "$tmp"
-    mv "$tmp" "$dir/metrics"
+    # Per repository: status, newest backups, the last run (the .status records), WAL archive lag.
+    medisys-backup-metrics --stanza="$STANZA" --runs=/var/lib/medisys-backup --output=/var/lib/medisys-backup/www/metrics \
+        || log "ERROR: the metrics could not be written"
 }
 
 run_backup() {
@@ -116,13 +111,12 @@ run_backup() {
     [ "$ready" = yes ] || { pgbackrest --stanza="$STANZA" check || true; die "pgBackRest's check did not pass in 180 s: no primary answered, or a repository (repo2 = offsite) is unreachable or its host key differs (message above)"; }
     log "stanza $STANZA ready"
     touch /var/lib/medisys-backup/healthy
-    local ok=1 repo
+    local repo
     while true; do
-        ok=1
-        for repo in ${BACKUP_REPOS:-1}; do
-            backup_repo "$repo" || ok=0
+        for repo in ${BACKUP_REPOS:-$(configured_repos)}; do
+            backup_repo "$repo" || true
         done
-        write_metrics "$ok"
+        write_metrics
         sleep 60 &
         wait $!
     done

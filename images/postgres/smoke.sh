@@ -14,5 +14,6 @@ python3 -c 'import etcd; import patroni.dcs.etcd3' && echo "patroni etcd3: impor
 curl --version | head -n 1
 jq --version
 busybox --list | grep -qx httpd && echo "busybox httpd: present"
+medisys-backup-metrics --help >/dev/null && echo "medisys-backup-metrics: runs"
 ls -ld /var/lib/medisys-backup /etc/postgresql/tls
 id

@@ -90,7 +90,8 @@ def test_the_expected_alerts_exist() -> None:
         "AppServerDown", "AppServersDegraded", "TargetDown", "HighErrorRate", "LoadBalancerHighErrorRate",
         "HighLatencyP95", "HighMemoryUsage", "DiskAlmostFull", "DatabaseConnectionFailures",
         "AppDatabaseHealthFailing", "ReplicationLagHigh", "RedisClusterNotOk", "RedisNodeDown", "RedisMasterWithoutReplica", "BackupTooOld",
-        "BackupMissing", "BackupRunFailed", "CertificateExpiringSoon",
+        "FullBackupTooOld", "BackupMissing", "BackupRepositoryEmpty", "BackupRepositoryError", "BackupRunFailed",
+        "WalArchiveFailing", "WalArchiveLagging", "WalArchiveUnmeasured", "CertificateExpiringSoon",
     }
     assert expected <= names, f"missing alerts: {sorted(expected - names)}"
 

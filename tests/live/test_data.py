@@ -6,6 +6,7 @@ Which member leads is Patroni's runtime decision: each check asks the cluster (t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -85,7 +86,7 @@ def test_backup_is_taken_listed_encrypted_and_retained(deployment):
     config = exec_in(agent, "cat", "/etc/pgbackrest/pgbackrest.conf")
     assert "repo1-retention-full-type=time" in config and "repo1-retention-full=7" in config
     metrics = exec_in(agent, "cat", "/var/lib/medisys-backup/www/metrics")
-    assert 'medisys_backup_last_success_timestamp_seconds{stanza="main",type="full"}' in metrics
+    assert re.search(r'^medisys_backup_last_success_timestamp_seconds\{stanza="main",repo="1",repo_type="posix",type="full"\} [0-9]+$', metrics, re.M)
 
 
 def test_backup_restores_into_a_scratch_container_with_the_row(deployment):

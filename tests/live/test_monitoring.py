@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import quote
 
 import pytest
 
-from tests.live.probes import alertmanager_alerts, docker, prometheus_api
+from tests.live.probes import alertmanager_alerts, docker, exec_in, prometheus_api
 from tests.live.test_edge import wait_until_in_rotation
 
 EXPECTED_JOBS = {"prometheus", "alertmanager", "haproxy", "app", "postgres", "redis", "blackbox-tls", "backup"}
@@ -55,11 +56,31 @@ def test_exporters_see_what_they_measure(deployment):
     assert value("probe_ssl_earliest_cert_expiry")[0] > time.time() + 14 * 86400
 
 
+def test_backup_metrics_reach_prometheus_for_every_repository(deployment):
+    """Per repository pgBackRest is configured with: status ok, a full backup, an archive lag
+    under the primary's archive_timeout, and no backup alert firing."""
+    prometheus = deployment.one("prometheus")
+    info = json.loads(exec_in(deployment.one("postgres-backup"), "pgbackrest", "--stanza=main", "--output=json", "info"))[0]
+    repos = {str(repo["key"]) for repo in info["repo"]}
+
+    def series(query: str) -> dict[str, float]:
+        result = prometheus_api(prometheus, f"/api/v1/query?query={quote(query, safe='')}")["result"]
+        return {r["metric"].get("repo", ""): float(r["value"][1]) for r in result}
+
+    wait_for(lambda: set(series("medisys_backup_repo_status == 0")) >= repos, 180, what=f"repositories {sorted(repos)} ok in Prometheus")
+    assert set(series('medisys_backup_last_success_timestamp_seconds{type="full"}')) >= repos
+    wait_for(lambda: set(series("medisys_wal_archive_lag_seconds")) >= repos, 120, what="the archive lag of every repository")
+    timeout = series("medisys_wal_archive_timeout_seconds")[""]
+    assert all(lag <= timeout for lag in series("medisys_wal_archive_lag_seconds").values())
+    assert series("medisys_backup_primary_found") == {"": 1.0}
+    assert series('ALERTS{component="backup", alertstate="firing"}') == {}
+
+
 def test_rule_files_are_loaded(deployment):
     groups = prometheus_api(deployment.one("prometheus"), "/api/v1/rules")["groups"]
     alerts = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
     assert {"AppServerDown", "HighErrorRate", "HighLatencyP95", "ReplicationLagHigh", "RedisClusterNotOk", "RedisNodeDown", "RedisMasterWithoutReplica", "BackupTooOld",
-            "CertificateExpiringSoon", "DiskAlmostFull", "HighMemoryUsage", "DatabaseConnectionFailures"} <= alerts
+            "BackupRepositoryError", "WalArchiveFailing", "WalArchiveLagging", "CertificateExpiringSoon", "DiskAlmostFull", "HighMemoryUsage", "DatabaseConnectionFailures"} <= alerts
 
 
 @pytest.mark.slow
