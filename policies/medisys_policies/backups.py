@@ -33,6 +33,18 @@ def repo_indexes(ini: IniFile) -> list[str]:
     return sorted(found, key=int) or ["1"]
 
 
+def time_retention_days(ini: IniFile, repo: str) -> int | None:
+    """The fewest days repo`repo` keeps full backups for, or None unless every section that
+    sets its retention counts days (`retention-full-type=time`) with a readable number."""
+    types = ini.values(f"repo{repo}-retention-full-type")
+    fulls = ini.values(f"repo{repo}-retention-full")
+    if not types or any(value != "time" for _, value in types):
+        return None
+    if not fulls or not all(value.isdigit() for _, value in fulls):
+        return None
+    return min(int(value) for _, value in fulls)
+
+
 # --- backup-schedule-present -------------------------------------------------------------------
 
 
@@ -268,11 +280,9 @@ def backup_offsite_repository(res: Resource, settings: Settings, reporter: Repor
             "keep repo1 on a local volume beside the offsite repository",
         )
     for repo, kind in remote:
-        types = ini.values(f"repo{repo}-retention-full-type")
-        fulls = ini.values(f"repo{repo}-retention-full")
-        days = [int(v) for _, v in fulls if v.isdigit()]
-        if not types or any(v != "time" for _, v in types) or not days or min(days) < minimum:
-            shown = f"{min(days)} days" if days and types and all(v == "time" for _, v in types) else "no time-based minimum"
+        days = time_retention_days(ini, repo)
+        if days is None or days < minimum:
+            shown = "no time-based minimum" if days is None else f"{days} days"
             reporter.violation(
                 f"the offsite repository repo{repo} keeps full backups for {shown}; the minimum "
                 f"is {minimum} days",
