@@ -90,6 +90,10 @@ def test_a_violating_prod_change_is_refused_before_any_resource_changes(tmp_path
         with pytest.raises(auto.CommandError) as stopped:
             stack.up(policy_packs=[str(ROOT / "policies")], policy_pack_configs=[str(policy_config)], on_output=lambda _: None)
         assert "exposure-internal-segments" in str(stopped.value)
+        # scripts/deploy refreshes first, and a refresh may rewrite the recorded outputs of what the
+        # stopped `up` made (a container read back) without changing any resource: refresh here too,
+        # so the comparison below sees only what the deploy itself changed.
+        stack.refresh(on_output=lambda _: None)
         before, objects = resources(stack), docker_objects(prefix)
         made = sorted(urn.split("::")[-1] for urn, r in before.items() if r["type"].startswith(("docker:", "tls:", "random:")))
         print(f"the violating `pulumi up` stopped after creating {len(made)} resource(s): {made}")
