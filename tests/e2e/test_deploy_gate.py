@@ -83,13 +83,16 @@ def test_a_violating_prod_change_is_refused_before_any_resource_changes(tmp_path
 
     suffix = uuid.uuid4().hex[:6]
     name, prefix = f"gate-{suffix}", f"{LIVE_FAMILY}-gate-{suffix}"
-    config = prod_config_on_this_engine("database-network-external", prefix)
+    # A published database port: the PostgreSQL members are registered only once their networks and
+    # volumes exist (their inputs are those resources' outputs), so the `up` below has always changed
+    # the engine when the violation stops it, however the engine schedules the rest.
+    config = prod_config_on_this_engine("database-port-published", prefix)
     with temporary_stack(name, config, edge_secrets(), work_dir=UNSAFE_PROGRAM) as stack:
         policy_config = prod_policy_config(name, tmp_path)
         # 1. `pulumi up` on its own: the violation stops it, after it changed what came first.
         with pytest.raises(auto.CommandError) as stopped:
             stack.up(policy_packs=[str(ROOT / "policies")], policy_pack_configs=[str(policy_config)], on_output=lambda _: None)
-        assert "exposure-internal-segments" in str(stopped.value)
+        assert "exposure-only-load-balancer-publishes" in str(stopped.value)
         # scripts/deploy refreshes first, and a refresh may rewrite the recorded outputs of what the
         # stopped `up` made (a container read back) without changing any resource: refresh here too,
         # so the comparison below sees only what the deploy itself changed.
@@ -103,7 +106,7 @@ def test_a_violating_prod_change_is_refused_before_any_resource_changes(tmp_path
         done = deploy(name, policy_config)
         assert done.returncode == 1, done.stdout + done.stderr
         assert "deploy refused, nothing was changed" in done.stderr
-        assert "exposure-internal-segments" in done.stdout
+        assert "exposure-only-load-balancer-publishes" in done.stdout
         assert "pulumi up" not in "\n".join(line for line in done.stdout.splitlines() if line.startswith("+ "))
         assert resources(stack) == before
         assert docker_objects(prefix) == objects

@@ -81,6 +81,22 @@ def ca_of(mocks: RecordingMocks) -> str:
     return root.outputs["certPem"]
 
 
+def remove_leftovers(prefix: str) -> list[str]:
+    """Remove what an interrupted run of this slot left on the engine (a killed session never ran its
+    destroy, and the containers' restart policies bring them back with the daemon, holding the
+    slot's subnets and ports). Only this slot's test objects: names are `<prefix>-...`."""
+    stale = leftovers(prefix)
+    for kind in ("container", "network", "volume"):  # containers first: they hold the networks and volumes
+        names = [entry.split(" ", 1)[1] for entry in stale if entry.startswith(kind + " ")]
+        if names:
+            remove = ["docker", kind, "rm"] + (["-f"] if kind != "network" else []) + names
+            subprocess.run(remove, capture_output=True, text=True, check=True, timeout=300)
+    remaining = leftovers(prefix)
+    if remaining:
+        raise RuntimeError(f"could not remove an interrupted run's objects: {remaining}")
+    return stale
+
+
 def leftovers(prefix: str) -> list[str]:
     found = []
     for kind in ("container", "network", "volume"):
@@ -109,7 +125,9 @@ def deploy_live_stack() -> Iterator[Deployment]:
     cfg = live_config()
     stale = leftovers(LIVE_FAMILY)
     if stale:
-        pytest.fail(f"a previous live run left {len(stale)} objects ({stale[:3]}...): remove them with `docker rm -f`/`docker network rm`")
+        pytest.fail(f"objects of another live run are on the engine ({stale[:3]}...): tests/conftest.py removes an "
+                    "interrupted run's objects at the start of a session; is a run in this slot still going? "
+                    "Give concurrent runs their own MEDISYS_LIVE_SLOT")
     engine, _ = toolchain_status()
     deploy = deploy_with_engine if engine and os.environ.get("MEDISYS_DEPLOYER") != "replay" else deploy_with_replay
     try:
