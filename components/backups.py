@@ -121,8 +121,8 @@ class DatabaseBackups(pulumi.ComponentResource):
     in `backups.offsite`. pgBackRest logs in with a generated ed25519 key and checks the server's
     host key against a pinned fingerprint. Every PostgreSQL member has the same archive_command;
     only the one that leads archives, and archive-push sends each WAL segment to both
-    repositories (it fails, so PostgreSQL keeps and retries the segment, while either is
-    unreachable). The agent mounts every member's data directory (read-only) and socket and lists
+    repositories, asynchronously: while one is unreachable the other still receives every
+    segment, and PostgreSQL sees the failure and keeps each segment until both hold it. The agent mounts every member's data directory (read-only) and socket and lists
     them all to pgBackRest, which finds the primary among them: scheduled backups follow a
     failover too. It takes a full backup every `full_interval_hours` and differentials in between,
     to each repository in turn; each repository expires by its own time-based retention.

@@ -237,7 +237,8 @@ _HOST_KEY_CHECKS: Final = ("fingerprint", "strict")
     "backup-offsite-repository",
     description="pgBackRest has an offsite repository (repoN-type sftp, s3, azure or gcs) beside "
     "the local one, with time-based retention of at least the minimum, and an SFTP server's "
-    "host key is checked (fingerprint or strict), so WAL and backups survive the loss of the site.",
+    "host key is checked (fingerprint or strict), so WAL and backups survive the loss of the site; "
+    "members push WAL asynchronously, so an unreachable offsite server does not hold back the local one.",
     types=[CONTAINER],
     roles=["postgres-backup", "postgres"],
     severity=Severity.CRITICAL,
@@ -252,7 +253,7 @@ _HOST_KEY_CHECKS: Final = ("fingerprint", "strict")
     remediation="In pgbackrest.conf [global] add repo2-type=sftp (or s3) with its host and key, "
     "repo2-retention-full-type=time, repo2-retention-full=<days> at or above "
     "minOffsiteRetentionDays, repo2-cipher-type=aes-256-cbc and, for sftp, "
-    "repo2-sftp-host-key-check-type=fingerprint.",
+    "repo2-sftp-host-key-check-type=fingerprint; archive-async=y in [global:archive-push].",
 )
 def backup_offsite_repository(res: Resource, settings: Settings, reporter: Reporter) -> None:
     text = read_config(res, PGBACKREST_CONF, reporter, "the offsite backup repository")
@@ -297,6 +298,36 @@ def backup_offsite_repository(res: Resource, settings: Settings, reporter: Repor
                     "backups may go to any server that answers at that address",
                     f"set repo{repo}-sftp-host-key-check-type=fingerprint and pin the server's host key",
                 )
+    # Members archive WAL (the agent only backs up): with synchronous archive-push an unreachable
+    # offsite server also stops the local repository one segment past it.
+    if res.role == "postgres" and len(repo_indexes(ini)) >= 2 and not archive_push_is_async(ini):
+        reporter.violation(
+            "archive-push is synchronous, so while the offsite repository is unreachable the local "
+            "repository receives at most one more WAL segment and point-in-time recovery from it "
+            "stops there too",
+            "set archive-async=y in [global:archive-push] and a spool-path in [global]",
+        )
+
+
+def archive_push_is_async(ini: IniFile) -> bool:
+    """Whether archive-push runs asynchronously (archive-async=y). pgBackRest takes an option from
+    [<stanza>:archive-push], else [<stanza>], else [global:archive-push], else [global]; with
+    several stanzas every one must be asynchronous."""
+
+    def rank(section: str) -> int:
+        if section == "global":
+            return 0
+        if section == "global:archive-push":
+            return 1
+        if ":" not in section:
+            return 2
+        return 3 if section.endswith(":archive-push") else -1  # other commands' sections do not apply
+
+    applicable = [(rank(section), value) for section, value in ini.values("archive-async") if rank(section) >= 0]
+    if not applicable:
+        return False  # pgBackRest's default is n
+    top = max(r for r, _ in applicable)
+    return all(value == "y" for r, value in applicable if r == top)
 
 
 # --- backup-wal-archiving ----------------------------------------------------------------------

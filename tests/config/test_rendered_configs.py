@@ -313,3 +313,16 @@ def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_optio
         result = run_in_image("postgres", script, {root: "/etc/pgbackrest"})
         output = result.stdout + result.stderr
         assert ("invalid option" in output or "unknown option" in output) is not ok, output
+
+
+def test_pgbackrest_pushes_wal_asynchronously_and_gets_it_synchronously(tmp_path):
+    """pgBackRest's own reading of the rendered file: archive-push async (an unreachable offsite
+    repository does not hold back the local one), archive-get as before (restores and replicas)."""
+    conf = render_pgbackrest_conf(CFG.backups, member_pg_host(1), OffsiteEndpoint("10.0.4.50", 2222, "pgbackrest", "/srv/pgbackrest"))
+    root = write_tree(tmp_path / "async", {"pgbackrest.conf": conf, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n",
+                                           "conf.d/offsite.conf": render_offsite_conf("y", "0" * 64)})
+    base = "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main help"
+    push = run_in_image("postgres", f"{base} archive-push archive-async", {root: "/etc/pgbackrest"})
+    get = run_in_image("postgres", f"{base} archive-get archive-async", {root: "/etc/pgbackrest"})
+    assert push.returncode == 0 and "current: true" in push.stdout, push.stdout + push.stderr
+    assert get.returncode == 0 and "current:" not in get.stdout, get.stdout + get.stderr

@@ -1,7 +1,7 @@
 """Offsite backups, live: repo2 over SFTP holds backups and WAL; the database restores from it
 alone (no local repository, no database volume) to the newest state and to a point in time; a
 row's WAL reaches it within the archive timeout (RPO); a changed host key or an unreachable
-server fails the backup loudly.
+server fails the backup loudly, and an unreachable one holds back no WAL of the local repository.
 
 Measurements (restore time, RPO window) go to reports/live-phases.json.
 """
@@ -157,8 +157,19 @@ def test_a_changed_offsite_host_key_fails_the_backup_loudly(deployment, offsite)
     assert repo2_status(offsite).split()[0] == "ok"  # the loop writes "ok <time> 0 <type>", backup-now "ok"
 
 
-def test_an_unreachable_offsite_server_fails_the_backup_loudly(deployment, offsite):
+def local_archive_max(agent: str) -> str:
+    info = json.loads(exec_in(agent, "pgbackrest", "--stanza=main", "--repo=1", "--output=json", "info", timeout=120))[0]
+    return max((a.get("max") or "" for a in info.get("archive", [])), default="")
+
+
+def archiver_failures(primary: str) -> int:
+    return int(psql(primary, "SELECT failed_count FROM pg_stat_archiver"))
+
+
+def test_an_unreachable_offsite_server_fails_the_backup_loudly_and_holds_back_no_local_wal(deployment, offsite):
     sftp = deployment.one("offsite-sftp")
+    primary, _ = wait_whole(deployment)
+    failures_before = archiver_failures(primary)
     docker("stop", sftp)
     try:
         result = run_script("backup-now", deployment.prefix, "--repo", "2", "--type", "incr")
@@ -166,6 +177,21 @@ def test_an_unreachable_offsite_server_fails_the_backup_loudly(deployment, offsi
         output = result.stdout + result.stderr
         assert "unable to connect" in output and "repo2 (offsite)" in result.stderr, output[-2000:]
         assert repo2_status(offsite).startswith("failed ")
+        # The local repository keeps receiving every WAL segment while the offsite one is down
+        # (archive-push is asynchronous); synchronously it would stop one segment past repo2.
+        completed = []
+        for _ in range(3):
+            write_note(deployment, f"offsite-down-{uuid.uuid4()}")
+            completed.append(psql(primary, "SELECT pg_walfile_name(pg_switch_wal())"))
+        switched = time.monotonic()
+        while (local := local_archive_max(offsite))[8:] < completed[-1][8:]:
+            assert time.monotonic() - switched < 150, (
+                f"with the offsite server down, repo1 holds WAL up to {local} only; {completed} were completed "
+                f"{time.monotonic() - switched:.0f} s ago")
+            time.sleep(2)
+        report_phase("local WAL archive with the offsite server down: 3 segments reached repo1 (s)", time.monotonic() - switched)
+        # PostgreSQL still sees the failure (WalArchiveFailing) and keeps the WAL repo2 lacks.
+        assert archiver_failures(primary) > failures_before
     finally:
         docker("start", sftp)
         wait_healthy(sftp)

@@ -128,6 +128,10 @@ repo2-retention-full-type=time
 repo2-retention-full=90
 repo2-cipher-type=aes-256-cbc
 log-level-console=info
+spool-path=/var/spool/pgbackrest
+
+[global:archive-push]
+archive-async=y
 
 [medisys]
 pg1-host=10.30.0.10

@@ -155,6 +155,30 @@ def test_s3_offsite_repository_counts() -> None:
     assert run_resource(OFFSITE, backup_with(conf), name="backup") == []
 
 
+def member_with(conf: str) -> dict:
+    return with_upload(container("postgres"), PGBACKREST, conf)
+
+
+def test_synchronous_archive_push_on_a_member_fails_and_names_the_fix() -> None:
+    for conf in (
+        kit.PGBACKREST_CONF.replace("archive-async=y\n", ""),  # pgBackRest's default is n
+        kit.PGBACKREST_CONF.replace("archive-async=y", "archive-async=n"),
+        kit.PGBACKREST_CONF + "archive-async=n\n",  # the stanza's own section overrides [global:archive-push]
+        kit.PGBACKREST_CONF + "\n[medisys:archive-push]\narchive-async=n\n",
+    ):
+        message = assert_violation(run_resource(OFFSITE, member_with(conf), name="pg"), "pg", "archive-push is synchronous")
+        assert "archive-async=y in [global:archive-push]" in message
+
+
+def test_asynchronous_archive_push_counts_wherever_pgbackrest_reads_it() -> None:
+    moved = kit.PGBACKREST_CONF.replace("[global:archive-push]\narchive-async=y\n", "").replace("[global]\n", "[global]\narchive-async=y\n")
+    assert run_resource(OFFSITE, member_with(moved), name="pg") == []
+    other_command = kit.PGBACKREST_CONF.replace("[global:archive-push]", "[global:archive-get]")
+    assert run_resource(OFFSITE, member_with(other_command), name="pg") != []
+    # The agent takes backups and pushes no WAL: its archive mode is not judged.
+    assert run_resource(OFFSITE, backup_with(kit.PGBACKREST_CONF.replace("archive-async=y\n", "")), name="backup") == []
+
+
 def test_unencrypted_offsite_repository_fails() -> None:
     conf = kit.PGBACKREST_CONF.replace("repo2-cipher-type=aes-256-cbc\n", "")
     assert_violation(run_resource(ENCRYPTED, backup_with(conf), name="backup"), "backup", "does not encrypt repository 2")

@@ -98,5 +98,5 @@ def test_redis_conf_last_value_and_sizes() -> None:
 def test_ini_keeps_every_assignment_with_its_section() -> None:
     ini = parse_ini(kit.PGBACKREST_CONF + "[medisys]\nrepo1-retention-full=3\n")
     assert ini.values("repo1-retention-full") == [("global", "30"), ("medisys", "3")]
-    assert ini.sections() == ["global", "medisys"]
+    assert ini.sections() == ["global", "global:archive-push", "medisys"]
     assert ("medisys", "pg1-path") in ini.options()
