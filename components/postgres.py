@@ -36,6 +36,7 @@ FIRST_ETCD_HOST_NUMBER = 15  # etcd-1 .15, etcd-2 .16, etcd-3 .17
 ETCD_MEMBERS = 3  # a quorum of 2 survives the loss of any one
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_DIR = "/etc/patroni"
+POSTGRESQL_CONF = "/etc/postgresql/postgresql.conf"  # Patroni's custom_conf: the settings it does not own
 TLS_DIR = "/etc/postgresql/tls"
 CA_FILE = f"{TLS_DIR}/ca.crt"
 CERT_FILE = f"{TLS_DIR}/server.crt"
@@ -179,7 +180,7 @@ def patroni_settings(settings: Postgres, plan: ClusterPlan, index: int) -> dict:
             "data_dir": member_data_dir(index),
             "bin_dir": "/usr/lib/postgresql/17/bin",
             "pgpass": "/tmp/pgpass",
-            "custom_conf": "/etc/postgresql/postgresql.conf",
+            "custom_conf": POSTGRESQL_CONF,
             "use_unix_socket": True,
             "parameters": {"hba_file": "/etc/postgresql/pg_hba.conf", "unix_socket_directories": SOCKET_DIR},
             "authentication": {
@@ -356,7 +357,7 @@ class PostgresCluster(pulumi.ComponentResource):
             )
 
         common_files = [
-            ConfigFile("/etc/postgresql/postgresql.conf", render_postgresql_conf(args)),
+            ConfigFile(POSTGRESQL_CONF, render_postgresql_conf(args)),
             ConfigFile("/etc/postgresql/pg_hba.conf", render_pg_hba(networks.plan.database)),
             ConfigFile(f"{PATRONI_DIR}/20-secrets.yml", secrets_yml, secret=True),
         ]

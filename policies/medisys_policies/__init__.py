@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import backups, exposure, failover, hardening, meta, monitoring, secrets, sizing, tls
+from . import audit, backups, exposure, failover, hardening, meta, monitoring, secrets, sizing, tls
 
 ALL_POLICIES: list[Policy] = [
     *tls.POLICIES,
@@ -20,6 +20,7 @@ ALL_POLICIES: list[Policy] = [
     *hardening.POLICIES,
     *secrets.POLICIES,
     *meta.POLICIES,
+    *audit.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES"]

@@ -141,6 +141,7 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     "labels-required": (B,),
     "policy-config-matches-stack": (B,),
     "monitoring-stack-present": (B, A7),  # alerts and dashboards: who sees a failure or breach
+    "audit-access-logging": (B,),  # who reached the database and the site, when, from where
 }
 
 

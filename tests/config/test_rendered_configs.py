@@ -325,4 +325,6 @@ def test_pgbackrest_pushes_wal_asynchronously_and_gets_it_synchronously(tmp_path
     push = run_in_image("postgres", f"{base} archive-push archive-async", {root: "/etc/pgbackrest"})
     get = run_in_image("postgres", f"{base} archive-get archive-async", {root: "/etc/pgbackrest"})
     assert push.returncode == 0 and "current: true" in push.stdout, push.stdout + push.stderr
+    timeout = run_in_image("postgres", f"{base} archive-push io-timeout", {root: "/etc/pgbackrest"})
+    assert "current: 15" in timeout.stdout, timeout.stdout + timeout.stderr
     assert get.returncode == 0 and "current:" not in get.stdout, get.stdout + get.stderr

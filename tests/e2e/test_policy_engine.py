@@ -39,6 +39,8 @@ VARIANTS = {
     "offsite-unencrypted": ({}, "backup-repository-encrypted"),
     "offsite-retention-7-days": ({"medisys:backups": {"retention_days": 30, "full_interval_hours": 24, "diff_interval_hours": 4,
                                                       "offsite": {"retention_days": 7}}}, "backup-offsite-repository"),
+    "wal-push-synchronous": ({}, "backup-offsite-repository"),
+    "connections-unlogged": ({}, "audit-access-logging"),
 }
 
 

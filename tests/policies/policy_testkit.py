@@ -50,6 +50,8 @@ global
 
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 5s
     timeout client 30s
     timeout server 30s
@@ -86,6 +88,9 @@ password_encryption = scram-sha-256
 wal_level = replica
 archive_mode = on    # PITR
 archive_command = 'pgbackrest --stanza=medisys archive-push %p'
+log_connections = on
+log_disconnections = on
+log_line_prefix = '%m [%p] %q%u@%d from %h '
 """
 
 PG_HBA_CONF = """\
@@ -257,6 +262,8 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
             {"name": f"{PREFIX}-{segment}", "aliases": [role]} for segment in ROLE_SEGMENTS[role]
         ],
         "envs": [f"MEDISYS_ROLE={role}", "TZ=UTC"],
+        "logDriver": "json-file",
+        "logOpts": {"max-size": "10m", "max-file": "3"},
         "uploads": role_uploads(role),
     }
     if role == "load-balancer":

@@ -114,6 +114,10 @@ def test_report_of_the_prod_preview_judges_each_resource_its_policy_selects() ->
     (stack_row,) = policy_entry(report, "postgres-automatic-failover")["resources"]
     assert (stack_row["type"], stack_row["status"]) == ("pulumi:pulumi:Stack", PASSED)
     assert policy_entry(report, "policy-config-matches-stack")["enforcementLevel"] == "mandatory"
+    # Audit controls judged on every container, the members' connection log and HAProxy's request log among them.
+    audit = policy_entry(report, "audit-access-logging")
+    assert audit["counts"] == {PASSED: 34, FAILED: 0, NOT_JUDGED: 0}
+    assert control_row(report, "HIPAA 164.312(b)")["status"] == PASSED
 
 
 def test_report_shows_the_violated_policy_failed_for_each_violating_resource() -> None:

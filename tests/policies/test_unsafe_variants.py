@@ -30,6 +30,8 @@ VARIANTS = {
     "offsite-missing": "backup-offsite-repository",
     "offsite-unencrypted": "backup-repository-encrypted",
     "offsite-retention-7-days": "backup-offsite-repository",
+    "wal-push-synchronous": "backup-offsite-repository",
+    "connections-unlogged": "audit-access-logging",
 }
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 import config  # noqa: E402
 from components.backups import CONFIG_PATH as PGBACKREST_CONF  # noqa: E402
 from components.load_balancer import CONFIG_PATH as HAPROXY_CFG  # noqa: E402
-from components.postgres import PATRONI_DIR  # noqa: E402
+from components.postgres import PATRONI_DIR, POSTGRESQL_CONF  # noqa: E402
 from topology import build_topology  # noqa: E402
 
 CONTAINER = "docker:index/container:Container"
@@ -42,6 +42,11 @@ def role_of(props: dict) -> str:
     return label_of(props, "medisys.role")
 
 
+def edited(uploads: list, path: str, change) -> list:
+    """The container's uploads with the file at `path` rewritten by `change`."""
+    return [docker.ContainerUploadArgs(file=u.file, content=change(u.content)) if u.file == path else u for u in uploads]
+
+
 def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
     if args.type_ == NETWORK and variant == "database-network-external" and label_of(args.props, "medisys.segment") == "database":
         # The first resources the program registers: a violation an `up` meets at its very start.
@@ -59,31 +64,21 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["ports"] = [docker.ContainerPortArgs(internal=5432, external=15432, ip="127.0.0.1")]
     elif variant == "failover-disabled" and role == "postgres":
         # Every member tagged nofailover: Patroni would never promote a replica.
-        props["uploads"] = [
-            docker.ContainerUploadArgs(file=u.file, content=u.content.replace("nofailover: false", "nofailover: true"))
-            if u.file == PATRONI_YML
-            else u
-            for u in props["uploads"]
-        ]
+        props["uploads"] = edited(props["uploads"], PATRONI_YML, lambda text: text.replace("nofailover: false", "nofailover: true"))
     elif variant == "tls-off" and role == "load-balancer-config":
-        props["uploads"] = [
-            docker.ContainerUploadArgs(file=u.file, content=u.content.replace(" ssl crt", " #ssl crt"))
-            if u.file == HAPROXY_CFG
-            else u
-            for u in props["uploads"]
-        ]
+        props["uploads"] = edited(props["uploads"], HAPROXY_CFG, lambda text: text.replace(" ssl crt", " #ssl crt"))
+    elif variant == "connections-unlogged" and role == "postgres":
+        props["uploads"] = edited(props["uploads"], POSTGRESQL_CONF, lambda text: text.replace("log_connections = on", "log_connections = off"))
+    elif variant == "wal-push-synchronous" and role == "postgres":
+        # archive-push back to synchronous: an offsite outage would hold back the local WAL archive.
+        props["uploads"] = edited(props["uploads"], PGBACKREST_CONF, lambda text: text.replace("archive-async=y", "archive-async=n"))
     elif variant in ("offsite-missing", "offsite-unencrypted") and role in ("postgres", "postgres-backup"):
         # offsite-missing: every repo2 line gone (one local repository again); offsite-unencrypted:
         # repo2 written without a cipher.
         drop = "repo2-" if variant == "offsite-missing" else "repo2-cipher-type="
-        props["uploads"] = [
-            docker.ContainerUploadArgs(
-                file=u.file, content="\n".join(line for line in u.content.splitlines() if not line.startswith(drop)) + "\n"
-            )
-            if u.file == PGBACKREST_CONF
-            else u
-            for u in props["uploads"]
-        ]
+        props["uploads"] = edited(
+            props["uploads"], PGBACKREST_CONF, lambda text: "\n".join(line for line in text.splitlines() if not line.startswith(drop)) + "\n"
+        )
     else:
         return None
     return pulumi.ResourceTransformationResult(props, args.opts)
