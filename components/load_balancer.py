@@ -41,8 +41,14 @@ APP_BACKEND = "app_servers"
 # The master CLI's `reload` answers "Success=1" once the new workers run; no socket (or no
 # answer) means no master runs yet, and HAProxy starts from `current` (config-release.sh: 3).
 MASTER_SOCKET = f"{RUNTIME_DIR}/master.sock"
+SERVER_STATE_FILE = f"{RUNTIME_DIR}/server-state"
+# Before the reload, the running worker's server states go to SERVER_STATE_FILE for the new one
+# (best effort: without it the new worker resolves the servers itself, as on a first start).
 MASTER_RELOAD = (
-    f'[ -S {MASTER_SOCKET} ] || exit 3; answer=$(echo reload | socat -t 30 stdio unix-connect:{MASTER_SOCKET}) || exit 3; '
+    f'[ -S {MASTER_SOCKET} ] || exit 3; '
+    f'echo "@1 show servers state" | socat -t 10 stdio unix-connect:{MASTER_SOCKET} > {SERVER_STATE_FILE}.next '
+    f'&& mv {SERVER_STATE_FILE}.next {SERVER_STATE_FILE} || rm -f {SERVER_STATE_FILE}.next; '
+    f'answer=$(echo reload | socat -t 30 stdio unix-connect:{MASTER_SOCKET}) || exit 3; '
     'case "$answer" in *Success=1*) exit 0 ;; *) echo "$answer" >&2; exit 1 ;; esac'
 )
 
@@ -70,6 +76,7 @@ def render_haproxy_cfg(settings: LoadBalancer, backend: Backend, management_addr
         app_backend=APP_BACKEND,
         management_address=management_address,
         management_port=MANAGEMENT_PORT,
+        server_state_file=SERVER_STATE_FILE,
     )
 
 
