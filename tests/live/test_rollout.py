@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components.load_balancer import APP_BACKEND
+from components.load_balancer import APP_BACKEND, SERVER_STATE_FILE
 from tests.live.cluster import wait_whole
 from tests.live.conftest import ROOT, engine_up
 from tests.live.probes import docker, http, psql
@@ -199,7 +199,7 @@ def test_haproxy_config_change_reloads_in_place_with_no_failed_request(deploymen
     assert "max-age=63072000" in headers["strict-transport-security"]
     # The reload handed the running worker's server states to the new one (server-state-file):
     # every app server of the set, with its address, so the new worker never starts empty.
-    state = docker("exec", deployment.one("load-balancer"), "cat", "/var/lib/haproxy/server-state")
+    state = docker("exec", deployment.one("load-balancer"), "cat", SERVER_STATE_FILE)
     rows = [line.split() for line in state.splitlines() if line.strip() and not line.startswith("#")][1:]  # after the version line
     known = {row[3]: row[4] for row in rows if row[1] == APP_BACKEND and row[4] not in ("-", "0.0.0.0")}
     assert len(known) == 2, state
