@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
-TIERS = ("networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
+TIERS = ("hosts", "placement", "networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
 SEGMENTS = ("dmz", "production", "database", "management", "offsite")
 # The official Grafana image, pinned to the multi-arch index digest of release 12.4.5 (the
 # extended-support 12.x line). No registry is reachable where this was written, so the digest
@@ -60,8 +60,12 @@ class Networks(Strict):
     # The path to the offsite backup repository: the backup agent and the PostgreSQL members
     # (they archive WAL) reach the offsite SFTP server through it, nothing else does.
     offsite: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.4.0/24")
+    # Overlays between hosts carry Docker's IPsec encryption (`--opt encrypted`). None: on in prod.
+    # This machine's kernel passes no traffic on encrypted overlays, so tests run TLS on every hop
+    # with it off (README "Several Docker hosts").
+    encrypted: bool | None = None
 
-    @field_validator("*")
+    @field_validator("dmz", "production", "database", "management", "offsite")
     @classmethod
     def room_for_hosts(cls, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
         # The address plan below uses host numbers up to 60 in every segment.
@@ -83,6 +87,43 @@ class Networks(Strict):
         return str(getattr(self, segment).network_address + number)
 
 
+HOST_NAME = r"^[a-z][a-z0-9-]{0,19}$"
+ENGINE_SCHEMES = ("unix://", "ssh://", "tcp://")
+# Roles whose containers the placement plan spreads over the hosts; `medisys:placement` may
+# pin each to a list of hosts (placement.py).
+PLACED_ROLES = ("load_balancer", "app", "postgres", "etcd", "postgres_proxy", "redis", "backup", "monitoring")
+
+
+class DockerHost(Strict):
+    """One Docker engine of the stack, reached through its own pulumi-docker provider.
+
+    `docker_host`: `ssh://user@host`, `tcp://host:2376` (TLS client certificate from the secret
+    config `medisys:host_tls.<name>`: ca, cert, key) or `unix:///path`. None: the deployer's
+    DOCKER_HOST or local socket, allowed only for a stack's single host.
+    """
+
+    name: str = Field(pattern=HOST_NAME)
+    docker_host: str | None = None
+    # Where this host's edge publishes its ports; None: load_balancer.bind_address.
+    public_address: ipaddress.IPv4Address | None = None
+    labels: dict[str, str] = {}
+
+    @field_validator("docker_host")
+    @classmethod
+    def engine_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r}: write the engine as tcp://HOST:2376 (TLS from medisys:host_tls) or ssh://USER@HOST")
+        if not value.startswith(ENGINE_SCHEMES) or len(value) <= len(value.split("://")[0]) + 3:
+            raise ValueError(f"{value!r} is not a Docker engine address: use ssh://USER@HOST, tcp://HOST:2376 or unix:///PATH")
+        return value
+
+    @property
+    def over_tcp(self) -> bool:
+        return (self.docker_host or "").startswith("tcp://")
+
+
 class CertificateSource(Strict):
     # generated: a private CA made by this program (dev, staging). provided: the certificate and
     # key come from the secret config keys medisys:lb_certificate and medisys:lb_private_key.
@@ -97,6 +138,9 @@ class LoadBalancer(Strict):
     hsts_max_age_seconds: int = Field(default=31536000, ge=0)
     certificate: CertificateSource = CertificateSource()
     resources: Resources = Resources(memory_mb=256, cpus=0.5)
+    # Edges (HAProxy containers), one per host; None: two when there are several hosts, else one.
+    # Clients reach the surviving edge through DNS listing every edge's address or an L4 balancer.
+    edges: int | None = Field(default=None, ge=1, le=4)
 
     @model_validator(mode="after")
     def distinct_ports(self) -> LoadBalancer:
@@ -310,6 +354,9 @@ class Images(Strict):
 
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
+    # Omitted: the one local engine (DOCKER_HOST or the default socket), as on a laptop.
+    hosts: list[DockerHost] = [DockerHost(name="local")]
+    placement: dict[Literal[PLACED_ROLES], list[str]] = {}  # type: ignore[valid-type]
     name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
     # Protected volumes make `pulumi destroy` (or a replacing change) fail instead of deleting data.
     protect_data: bool = False
@@ -322,25 +369,67 @@ class StackConfig(Strict):
     monitoring: Monitoring = Monitoring()
     images: Images = Images()
 
+    @property
+    def multi_host(self) -> bool:
+        return len(self.hosts) > 1
+
+    @property
+    def overlay_encrypted(self) -> bool:
+        return self.environment == "prod" if self.networks.encrypted is None else self.networks.encrypted
+
+    def _host_problems(self) -> list[str]:
+        problems = []
+        names = [h.name for h in self.hosts]
+        if not names:
+            problems.append("hosts is empty: list at least one Docker host, or remove the setting to use the local engine")
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"hosts: the name {name!r} is used twice: give each host its own name")
+        engines = [h.docker_host or "local engine (DOCKER_HOST)" for h in self.hosts]
+        for engine in sorted({e for e in engines if engines.count(e) > 1}):
+            clash = [h.name for h in self.hosts if (h.docker_host or "local engine (DOCKER_HOST)") == engine]
+            problems.append(f"hosts {', '.join(clash)} have one address ({engine}): each host is its own Docker engine")
+        for role, listed in self.placement.items():
+            for name in listed:
+                if name not in names:
+                    problems.append(f"placement.{role}: unknown host {name!r}: use one of {', '.join(names)} (medisys:hosts)")
+            if not listed:
+                problems.append(f"placement.{role} is empty: list the hosts it may run on, or remove it for the default spread")
+            if len(set(listed)) != len(listed):
+                problems.append(f"placement.{role} lists a host twice: list each host once")
+        if self.environment == "prod" and len(self.hosts) < 3:
+            problems.append(
+                f"hosts: prod needs at least 3 Docker hosts (got {len(self.hosts)}): one host lost must leave a quorum"
+                " of etcd and a synchronous standby on another host (policy placement-minimum-hosts)"
+            )
+        if self.environment == "prod" and self.networks.encrypted is False:
+            problems.append("networks.encrypted must not be false in prod: traffic between hosts crosses their network (policy placement-overlay-encrypted)")
+        if self.load_balancer.edges is not None and self.load_balancer.edges > len(self.hosts):
+            problems.append(f"load_balancer.edges ({self.load_balancer.edges}) exceeds the hosts ({len(self.hosts)}): one edge per host at most")
+        return problems
+
     @model_validator(mode="after")
-    def prod_rules(self) -> StackConfig:
+    def cross_checks(self) -> StackConfig:
+        """Rules across tiers; every broken one is reported at once, each naming its field."""
+        problems = self._host_problems()
         if self.environment == "prod" and self.load_balancer.certificate.mode != "provided":
-            raise ValueError("load_balancer.certificate.mode must be 'provided' in prod: set the CA-issued certificate as secret config")
+            problems.append("load_balancer.certificate.mode must be 'provided' in prod: set the CA-issued certificate as secret config")
         if self.environment == "prod" and self.redis.replicas_per_master < 1:
-            raise ValueError(
+            problems.append(
                 "redis.replicas_per_master must be 1 or more in prod: without a replica, losing one master stops the whole cluster"
             )
         if self.environment == "prod" and self.monitoring.grafana is False:
-            raise ValueError(
+            problems.append(
                 "monitoring.grafana must be on in prod: the platform's monitoring is Prometheus, Alertmanager and Grafana"
                 " (policy monitoring-stack-present); remove the setting or set it to true"
             )
         grafana = self.images.ref("grafana")
         if self.environment != "dev" and self.grafana_enabled and "@sha256:" not in grafana:
-            raise ValueError(
+            problems.append(
                 f"images.overrides.grafana ({grafana!r}) must be pinned by digest in {self.environment}:"
                 " write it as REGISTRY/grafana:VERSION@sha256:<index digest>, or remove it to use the pinned official image"
             )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -374,7 +463,8 @@ def load(raw: dict[str, Any], stack: str) -> StackConfig:
     try:
         return StackConfig.model_validate(data)
     except ValidationError as err:
-        lines = [f"  - {_field_path(e['loc'])}: {_describe(e)}" for e in err.errors()]
+        # A model-level check reports several problems, one per line, each naming its own field.
+        lines = [f"  - {_field_path(e['loc'])}: {line}" for e in err.errors() for line in _describe(e).split("\n")]
         raise ConfigError(
             f"invalid configuration for stack '{stack}' ({len(lines)} problem(s)); fix them in Pulumi.{stack}.yaml:\n" + "\n".join(lines)
         ) from None
@@ -385,6 +475,14 @@ def read_stack_config() -> StackConfig:
     import pulumi
 
     config = pulumi.Config("medisys")
+    # Every resource goes through an explicit provider per host, which ignores the default
+    # provider's settings: a leftover docker:host would silently deploy to another engine.
+    stale = [key for key in ("host", "certPath", "caMaterial", "certMaterial", "keyMaterial", "sshOpts") if pulumi.Config("docker").get(key)]
+    if stale:
+        raise ConfigError(
+            "docker:" + ", docker:".join(stale) + " is no longer read: the program reaches each Docker host through its own provider;"
+            " move the engine address to medisys:hosts (name, docker_host) and remove the docker:* keys"
+        )
     raw: dict[str, Any] = {"environment": config.get("environment"), "name_prefix": config.get("name_prefix")}
     for tier in TIERS:
         raw[tier] = config.get_object(tier)
@@ -412,3 +510,62 @@ def read_edge_certificate(cfg: StackConfig) -> EdgeCertificate | None:
         fixes = "\n".join(f"  - medisys:{key} is not set: run `pulumi config set --secret medisys:{key} < FILE.pem`" for key in missing)
         raise ConfigError(f"the load balancer certificate is 'provided' but secret config is missing:\n{fixes}")
     return EdgeCertificate(values["lb_certificate"], values["lb_private_key"])
+
+
+class HostTLS:
+    """The TLS client certificate the program presents to one tcp:// Docker engine (secret)."""
+
+    def __init__(self, ca_pem: Any, cert_pem: Any, key_pem: Any) -> None:
+        self.ca_pem = ca_pem
+        self.cert_pem = cert_pem
+        self.key_pem = key_pem
+
+
+HOST_TLS_PARTS = ("ca", "cert", "key")
+
+
+def host_tls_from(cfg: StackConfig, secret_object: dict[str, Any] | None) -> dict[str, HostTLS]:
+    """Each tcp:// host's client certificate from `medisys:host_tls` ({name: {ca, cert, key}} PEMs).
+
+    Plain tcp:// is refused: anyone on the path could drive the engine, which is root on its host.
+    """
+    given = secret_object or {}
+    found: dict[str, HostTLS] = {}
+    problems = []
+    for host in cfg.hosts:
+        parts = given.get(host.name) or {}
+        if not host.over_tcp:
+            continue
+        missing = [p for p in HOST_TLS_PARTS if not parts.get(p)]
+        if missing:
+            problems.append(
+                f"  - medisys:host_tls.{host.name}: {', '.join(missing)} missing for {host.docker_host}: plain tcp:// is refused;"
+                f" run `pulumi config set --secret --path 'medisys:host_tls.{host.name}.ca' -- \"$(cat ca.pem)\"` (and .cert, .key)"
+                " or reach the host over ssh://"
+            )
+            continue
+        found[host.name] = HostTLS(*(parts[p] for p in HOST_TLS_PARTS))
+    unknown = sorted(set(given) - {h.name for h in cfg.hosts})
+    problems += [f"  - medisys:host_tls.{name}: no host of that name in medisys:hosts: remove it or fix the name" for name in unknown]
+    if problems:
+        raise ConfigError("the Docker hosts' TLS client certificates are incomplete:\n" + "\n".join(problems))
+    return found
+
+
+def read_host_tls(cfg: StackConfig) -> dict[str, HostTLS]:
+    """The secret `medisys:host_tls` object, checked before anything is registered; every PEM is
+    handed on as a secret Output."""
+    import json
+
+    import pulumi
+    from pulumi.runtime.config import get_config
+
+    text = get_config("medisys:host_tls")  # the raw value: Config.get would warn that it is a secret
+    try:
+        raw = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        raw = None
+    if text and not isinstance(raw, dict):
+        raise ConfigError("medisys:host_tls must be an object {host: {ca, cert, key}}: set it with `pulumi config set --secret --path`")
+    checked = host_tls_from(cfg, raw)
+    return {name: HostTLS(*(pulumi.Output.secret(getattr(tls, f"{p}_pem")) for p in HOST_TLS_PARTS)) for name, tls in checked.items()}

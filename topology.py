@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import pulumi
 
 import config
+import placement as placement_plan
 from components.app_servers import SERVICE_ALIAS as APP_SERVICE_ALIAS
 from components.app_servers import AppConnections, AppServerTier, RolloutGate
 from components.backups import DatabaseBackups
+from components.hosts import DockerHosts
 from components.load_balancer import Backend, LoadBalancerTier
 from components.monitoring import MonitoringStack, ScrapeTargets
 from components.network import SegmentedNetworks
@@ -23,6 +25,8 @@ from components.redis_cluster import RedisCluster
 
 @dataclass(frozen=True)
 class Topology:
+    placement: placement_plan.Placement
+    hosts: DockerHosts
     networks: SegmentedNetworks
     ca: InternalCA
     backups: DatabaseBackups
@@ -33,13 +37,20 @@ class Topology:
     monitoring: MonitoringStack
 
 
-def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertificate | None) -> Topology:
+def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertificate | None,
+                   host_tls: dict[str, config.HostTLS] | None = None) -> Topology:
     prefix = cfg.name_prefix
-    networks = SegmentedNetworks(prefix, cfg.networks, offsite_remote=cfg.backups.offsite.host is not None)
+    # Where every container runs and its addresses: decided once, asked by every tier.
+    placement = placement_plan.plan(cfg)
+    hosts = DockerHosts(f"{prefix}-host", placement.hosts, host_tls or {})
+    # Overlays are Swarm-scoped: created once, through the first host (a manager).
+    networks = SegmentedNetworks(prefix, cfg.networks, hosts=hosts, fabric_host=placement.hosts[0].name, overlay=placement.multi_host,
+                                 encrypted=cfg.overlay_encrypted, offsite_remote=cfg.backups.offsite.host is not None)
     ca = InternalCA(f"{prefix}-ca", organization="MediSys")
+    placed = {"networks": networks, "placement": placement, "hosts": hosts}
 
     backups = DatabaseBackups(
-        f"{prefix}-backup", cfg.backups, networks=networks, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
+        f"{prefix}-backup", cfg.backups, **placed, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
     )
     postgres = PostgresCluster(
         f"{prefix}-pg",
@@ -47,7 +58,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         image=cfg.images.ref("postgres"),
         etcd_image=cfg.images.ref("etcd"),
         proxy_image=cfg.images.ref("haproxy"),
-        networks=networks,
+        **placed,
         ca=ca,
         backups=backups,
         protect_data=cfg.protect_data,
@@ -59,12 +70,13 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         members=postgres.members,
     )
     redis = RedisCluster(
-        f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, ca=ca, protect_data=cfg.protect_data
+        f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), **placed, ca=ca, protect_data=cfg.protect_data
     )
 
     if edge_certificate is None:
+        edge_addresses = sorted({str(h.public_address or cfg.load_balancer.bind_address) for h in placement.hosts})
         issued = ca.issue(f"{prefix}-edge-tls", cfg.load_balancer.certificate.server_names[0],
-                          dns_names=cfg.load_balancer.certificate.server_names, ip_addresses=[str(cfg.load_balancer.bind_address)])
+                          dns_names=cfg.load_balancer.certificate.server_names, ip_addresses=edge_addresses)
         edge_certificate = config.EdgeCertificate(issued.cert_pem, issued.key_pem)
     # The load balancer comes first: app servers are found by DNS, and a rollout waits for each
     # new server to be in HAProxy's rotation before it touches the next one.
@@ -72,7 +84,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-lb",
         cfg.load_balancer,
         image=cfg.images.ref("haproxy"),
-        networks=networks,
+        **placed,
         backend=Backend(APP_SERVICE_ALIAS, cfg.app.port, max_servers=config.MAX_APP_SERVERS),
         certificate_pem=edge_certificate.certificate_pem,
         private_key_pem=edge_certificate.private_key_pem,
@@ -82,7 +94,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-app",
         cfg.app,
         image=cfg.app.image or cfg.images.ref("app"),
-        networks=networks,
+        **placed,
         connections=AppConnections(
             # The leader-following endpoint: its write port reaches whichever member leads, its
             # read port the streaming replicas.
@@ -97,7 +109,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             redis_password=redis.password,
             ca_cert_pem=ca.cert_pem,
         ),
-        gate=RolloutGate(image=cfg.images.ref("haproxy"), stats_url=load_balancer.stats_url, backend=load_balancer.app_backend),
+        gate=RolloutGate(image=cfg.images.ref("haproxy"), stats_urls=load_balancer.stats_urls, backend=load_balancer.app_backend),
         # The apps start once the data tier is ready, the cluster formed and HAProxy runs.
         opts=pulumi.ResourceOptions(depends_on=[postgres, redis, load_balancer]),
     )
@@ -115,10 +127,10 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         cfg.monitoring,
         images={s: cfg.images.ref(s) for s in ("prometheus", "alertmanager", "postgres-exporter", "redis-exporter")},
         grafana_image=grafana_image,
-        networks=networks,
+        **placed,
         targets=ScrapeTargets(
-            load_balancer=load_balancer.metrics_target,
-            load_balancer_tls_address=f"https://{load_balancer.management_address}:443/health",
+            load_balancers=load_balancer.metrics_targets,
+            load_balancer_tls_addresses=[f"https://{a}:443/health" for a in load_balancer.management_addresses],
             load_balancer_server_name=cfg.load_balancer.certificate.server_names[0],
             app_servers=apps.metrics_targets,
             # Every member, whatever its role at the moment: the exporter reports each one's role and lag.
@@ -134,4 +146,4 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         opts=pulumi.ResourceOptions(depends_on=[load_balancer, apps]),
     )
 
-    return Topology(networks, ca, backups, postgres, redis, apps, load_balancer, monitoring)
+    return Topology(placement, hosts, networks, ca, backups, postgres, redis, apps, load_balancer, monitoring)

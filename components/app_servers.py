@@ -21,15 +21,12 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import JOB_RESOURCES, Attachment, ConfigFile, ServiceSpec, after_success, service_container
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from components.templates import TEMPLATE_DIR
 from config import AppServers
+from placement import Placement
 
-FIRST_HOST_NUMBER = 21
-# Gates sit on the management segment after the servers (21-24); the migrations job on the
-# database segment just before them.
-FIRST_GATE_HOST_NUMBER = 25
-MIGRATIONS_HOST_NUMBER = 20
 # A new server has this long to pass its health check before the rollout stops (the check
 # turns unhealthy after ~35 s: 10 s start period + 5 retries 5 s apart).
 SERVER_WAIT_SECONDS = 90
@@ -57,10 +54,10 @@ class AppConnections:
 
 @dataclass(frozen=True)
 class RolloutGate:
-    """Where a gate asks HAProxy whether a server is in rotation: its stats CSV and backend."""
+    """Where a gate asks HAProxy whether a server is in rotation: every edge's stats CSV, the backend."""
 
     image: str
-    stats_url: str
+    stats_urls: Sequence[str]
     backend: str
 
 
@@ -107,13 +104,15 @@ class AppServerTier(pulumi.ComponentResource):
         *,
         image: str,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         connections: AppConnections,
         gate: RolloutGate,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:AppServers", name, None, opts)
-        plan = networks.plan
         self.component_name = name
+        self._hosts = hosts
         secret_files = [
             ConfigFile(f"{SECRETS_DIR}/db_password", connections.db_password, secret=True),
             ConfigFile(CA_PATH, connections.ca_cert_pem),
@@ -122,7 +121,7 @@ class AppServerTier(pulumi.ComponentResource):
             role="app-migrations",
             image=image,
             resources=JOB_RESOURCES,
-            attachments=[Attachment(networks["database"], plan.host("database", MIGRATIONS_HOST_NUMBER))],
+            attachments=[Attachment(networks["database"], placement["app-migrations"].on("database"))],
             healthcheck=None,
             one_shot=True,
             command=["python3", "-m", "medisys_app.migrate"],
@@ -133,7 +132,7 @@ class AppServerTier(pulumi.ComponentResource):
         # A new image is a new release: the job is replaced and runs its migrations first. A
         # failing migration fails this job, and `up` stops before any server changes.
         self.migrations = service_container(
-            f"{name}-migrations", f"{name}-migrations", name, migrations_spec, pulumi.ResourceOptions(parent=self)
+            f"{name}-migrations", f"{name}-migrations", name, migrations_spec, hosts.options(placement["app-migrations"].host, self)
         )
         self.containers = []
         self.gates = []
@@ -141,15 +140,15 @@ class AppServerTier(pulumi.ComponentResource):
         previous = after_success(self.migrations, f"the release's database migrations ({name}-migrations)")
         for index in range(1, args.count + 1):
             server = f"{name}-{index}"
-            host = FIRST_HOST_NUMBER + index - 1
+            place, gate_place = placement[f"app-{index}"], placement[f"app-gate-{index}"]
             spec = ServiceSpec(
                 role="app",
                 image=image,
                 resources=args.resources,
                 attachments=[
-                    Attachment(networks["production"], plan.host("production", host), [SERVICE_ALIAS]),
-                    Attachment(networks["database"], plan.host("database", host)),
-                    Attachment(networks["management"], plan.host("management", host)),
+                    Attachment(networks["production"], place.on("production"), [SERVICE_ALIAS]),
+                    Attachment(networks["database"], place.on("database")),
+                    Attachment(networks["management"], place.on("management")),
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/health"],
                 envs=app_environment(server, args.port, connections),
@@ -158,13 +157,13 @@ class AppServerTier(pulumi.ComponentResource):
                 stop_timeout_seconds=30,
                 wait_timeout_seconds=SERVER_WAIT_SECONDS,
             )
-            container = service_container(server, server, name, spec, pulumi.ResourceOptions(parent=self, depends_on=[previous]))
-            gate_job = self._gate(f"{server}-gate", server, container, plan.host("production", host), args.port,
-                                  Attachment(networks["management"], plan.host("management", FIRST_GATE_HOST_NUMBER + index - 1)), gate)
+            container = service_container(server, server, name, spec, hosts.options(place.host, self, depends_on=[previous]))
+            gate_job = self._gate(f"{server}-gate", server, container, place.on("production"), args.port,
+                                  Attachment(networks["management"], gate_place.on("management")), gate, gate_place.host)
             previous = after_success(gate_job, f"{server} coming into HAProxy's rotation ({server}-gate)")
             self.containers.append(container)
             self.gates.append(gate_job)
-            self.metrics_targets.append((server, f"{plan.host('management', host)}:{args.port}"))
+            self.metrics_targets.append((server, f"{place.on('management')}:{args.port}"))
         self.service_name = SERVICE_ALIAS
         self.port = args.port
         # The last gate has no server after it: its result fails `up` through the outputs.
@@ -172,7 +171,7 @@ class AppServerTier(pulumi.ComponentResource):
         self.register_outputs({"servers": [c.name for c in self.containers], "rolled_out": self.rolled_out})
 
     def _gate(self, name: str, server: str, container: docker.Container, address: str, port: int,
-              attachment: Attachment, gate: RolloutGate) -> docker.Container:
+              attachment: Attachment, gate: RolloutGate, host: str) -> docker.Container:
         spec = ServiceSpec(
             role="app-rollout-gate",
             image=gate.image,
@@ -181,7 +180,7 @@ class AppServerTier(pulumi.ComponentResource):
             healthcheck=None,
             one_shot=True,
             entrypoint=["/bin/sh", "/usr/local/bin/app-rollout-gate"],
-            envs=[f"SERVER_NAME={server}", f"SERVER_ADDRESS={address}:{port}", f"STATS_URL={gate.stats_url}",
+            envs=[f"SERVER_NAME={server}", f"SERVER_ADDRESS={address}:{port}", "STATS_URLS=" + " ".join(gate.stats_urls),
                   f"BACKEND={gate.backend}", f"GATE_TIMEOUT_SECONDS={GATE_TIMEOUT_SECONDS}"],
             files=[
                 # The server's container ID makes the gate run again whenever the server is replaced.
@@ -190,4 +189,4 @@ class AppServerTier(pulumi.ComponentResource):
             ],
             user="haproxy",
         )
-        return service_container(name, name, self.component_name, spec, pulumi.ResourceOptions(parent=self, depends_on=[container]))
+        return service_container(name, name, self.component_name, spec, self._hosts.options(host, self, depends_on=[container]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,15 +14,16 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from components.templates import render
 from config import Backups, OffsiteRepository, Resources
+from placement import Place, Placement
 
 STANZA = "main"
 CONFIG_PATH = "/etc/pgbackrest/pgbackrest.conf"
 CIPHER_PATH = "/etc/pgbackrest/conf.d/cipher.conf"
 REPOSITORY_PATH = "/var/lib/pgbackrest"
-HOST_NUMBER = 40
 METRICS_PORT = 9854
 CIPHER_PASS_LENGTH = 48
 
@@ -34,7 +34,6 @@ OFFSITE_KEY_DIR = "/etc/pgbackrest/offsite"
 OFFSITE_PRIVATE_KEY = f"{OFFSITE_KEY_DIR}/id_ed25519"
 OFFSITE_PUBLIC_KEY = f"{OFFSITE_KEY_DIR}/id_ed25519.pub"
 # The in-stack SFTP server (images/offsite-sftp): sshd as an unprivileged user on 2222.
-SFTP_HOST_NUMBER = 50
 SFTP_PORT = 2222
 SFTP_USER = "pgbackrest"
 SFTP_REPOSITORY_PATH = "/srv/pgbackrest"
@@ -136,6 +135,8 @@ class DatabaseBackups(pulumi.ComponentResource):
         args: Backups,
         *,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         sftp_image: str,
         protect_data: bool,
         opts: pulumi.ResourceOptions | None = None,
@@ -144,12 +145,15 @@ class DatabaseBackups(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._networks = networks
+        self._placement = placement
+        self._hosts = hosts
         self._child = pulumi.ResourceOptions(parent=self)
+        self._agent_place = placement["backup-agent"]
         self.repository = docker.Volume(
             f"{name}-repository",
             name=f"{name}-repository",
             labels=[docker.VolumeLabelArgs(label="medisys.role", value="backup-repo")],
-            opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+            opts=hosts.options(self._agent_place.host, self, protect=protect_data),
         )
         cipher = random.RandomPassword(f"{name}-cipher-pass", length=CIPHER_PASS_LENGTH, special=False, opts=self._child)
         self.cipher_file = ConfigFile(CIPHER_PATH, cipher.result.apply(lambda p: f"[global]\nrepo1-cipher-pass={p}\n"), secret=True)
@@ -160,7 +164,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         self.client_key = tls.PrivateKey(f"{name}-offsite-client-key", algorithm="ED25519", opts=self._child)
         self.offsite_sftp: docker.Container | None = None
         self.offsite_repository: docker.Volume | None = None
-        self.sftp_address = networks.plan.host("offsite", SFTP_HOST_NUMBER)
+        self.sftp_address = placement["offsite-sftp"].on("offsite")
         self.endpoint = offsite_endpoint(args.offsite, self.sftp_address)
         fingerprint: pulumi.Input[str]
         if args.offsite.host is None:
@@ -189,7 +193,7 @@ class DatabaseBackups(pulumi.ComponentResource):
             f"{self._name}-offsite-repository",
             name=f"{self._name}-offsite-repository",
             labels=[docker.VolumeLabelArgs(label="medisys.role", value="offsite-repo")],
-            opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+            opts=self._hosts.options(self._placement["offsite-sftp"].host, self, protect=protect_data),
         )
         spec = ServiceSpec(
             role="offsite-sftp",
@@ -204,13 +208,12 @@ class DatabaseBackups(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=self.offsite_repository.name, container_path=SFTP_REPOSITORY_PATH)],
             user=SFTP_USER,
         )
-        return service_container(f"{self._name}-offsite-sftp", f"{self._name}-offsite-sftp", self._name, spec, self._child)
+        return service_container(f"{self._name}-offsite-sftp", f"{self._name}-offsite-sftp", self._name, spec,
+                                 self._hosts.options(self._placement["offsite-sftp"].host, self))
 
-    def member_attachments(self, database_address: str) -> list[Attachment]:
-        """A member archives WAL to repo2 too: it joins the offsite segment at its own host number."""
-        plan = self._networks.plan
-        number = int(ipaddress.IPv4Address(database_address)) - int(plan.database.network_address)
-        return [Attachment(self._networks["offsite"], plan.host("offsite", number))]
+    def member_attachments(self, member: Place) -> list[Attachment]:
+        """A member archives WAL to repo2 too: it joins the offsite segment at its planned address."""
+        return [Attachment(self._networks["offsite"], member.on("offsite"))]
 
     @property
     def member_dependencies(self) -> list[pulumi.Resource]:
@@ -235,8 +238,8 @@ class DatabaseBackups(pulumi.ComponentResource):
     ) -> docker.Container:
         """The scheduled agent: it reads every member's data directory and socket (shared volumes)."""
         networks = self._networks
-        plan = networks.plan
-        metrics_address = plan.host("management", HOST_NUMBER)
+        place = self._agent_place
+        metrics_address = place.on("management")
         self.agent_config_text = render_pgbackrest_conf(self._args, agent_pg_hosts(len(data_volumes)), self.endpoint)
         mounts = [
             docker.ContainerVolumeArgs(volume_name=v.name, container_path=member_volume_path(i), read_only=True)
@@ -247,9 +250,9 @@ class DatabaseBackups(pulumi.ComponentResource):
             image=image,
             resources=self._args.resources,
             attachments=[
-                Attachment(networks["database"], plan.host("database", HOST_NUMBER)),
+                Attachment(networks["database"], place.on("database")),
                 Attachment(networks["management"], metrics_address, ["backup-agent"]),
-                Attachment(networks["offsite"], plan.host("offsite", HOST_NUMBER)),
+                Attachment(networks["offsite"], place.on("offsite")),
             ],
             healthcheck=["test", "-f", "/var/lib/medisys-backup/healthy"],
             envs=[
@@ -271,7 +274,7 @@ class DatabaseBackups(pulumi.ComponentResource):
             f"{self._name}-agent",
             self._name,
             spec,
-            pulumi.ResourceOptions(parent=self, depends_on=list(members)),
+            self._hosts.options(place.host, self, depends_on=list(members)),
         )
         self.metrics_target = f"{metrics_address}:{METRICS_PORT}"
         outputs: dict[str, pulumi.Input[str]] = {"repository": self.repository.name, "agent": self.agent.name}

@@ -23,8 +23,10 @@ from components.container import (
     config_release_job,
     service_container,
 )
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from config import LoadBalancer
+from placement import Placement
 
 from components.templates import render
 
@@ -34,8 +36,6 @@ STAGED_CERTIFICATE_PATH = "/etc/haproxy/certs/server.pem"
 # ... and where HAProxy reads the release in use (a symlink the job switches atomically).
 RUNTIME_DIR = "/var/lib/haproxy"
 CERTIFICATE_PATH = f"{RUNTIME_DIR}/current/server.pem"
-HOST_NUMBER = 10
-CONFIG_JOB_HOST_NUMBER = 11
 MANAGEMENT_PORT = 8404
 APP_BACKEND = "app_servers"
 # The master CLI's `reload` answers "Success=1" once the new workers run; no socket (or no
@@ -81,11 +81,14 @@ def render_haproxy_cfg(settings: LoadBalancer, backend: Backend, management_addr
 
 
 class LoadBalancerTier(pulumi.ComponentResource):
-    """HAProxy on the DMZ and production segments; metrics and stats on management only.
+    """HAProxy edges on the DMZ and production segments, one per host the plan names; metrics and
+    stats on management only.
 
     HTTPS (TLS 1.2+) is served on 443 with HSTS; port 80 only redirects. App servers are
     health-checked on /health and discovered by DNS, so scaling them never reconfigures HAProxy.
-    Config and certificate changes reload HAProxy in place (see the module docstring).
+    Config and certificate changes reload HAProxy in place (see the module docstring). Each edge
+    publishes on its host's public address: clients reach a surviving edge through DNS that lists
+    every edge's address, or an L4 balancer in front of them (README "Several Docker hosts").
     """
 
     def __init__(
@@ -95,64 +98,89 @@ class LoadBalancerTier(pulumi.ComponentResource):
         *,
         image: str,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         backend: Backend,
         certificate_pem: pulumi.Input[str],
         private_key_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:LoadBalancer", name, None, opts)
-        plan = networks.plan
-        self.management_address = plan.host("management", HOST_NUMBER)
-        self.config_text = render_haproxy_cfg(args, backend, self.management_address)
         pem_bundle = pulumi.Output.concat(certificate_pem, "\n", private_key_pem, "\n")
-        child = pulumi.ResourceOptions(parent=self)
-        # Releases of the config and certificate, the `current` link and the master CLI socket.
-        runtime = docker.Volume(
-            f"{name}-runtime",
-            name=f"{name}-runtime",
-            labels=[docker.VolumeLabelArgs(label="medisys.role", value="load-balancer-runtime")],
-            opts=child,
-        )
-        release = ConfigRelease(
-            image=image,
-            volume=runtime,
-            release_dir=RUNTIME_DIR,
-            files=[(ConfigFile(CONFIG_PATH, self.config_text), "haproxy.cfg"),
-                   (ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True), "server.pem")],
-            check_command=f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
-            reload_command=MASTER_RELOAD,
-            attachment=Attachment(networks["management"], plan.host("management", CONFIG_JOB_HOST_NUMBER)),
-            user="haproxy",
-        )
-        self.config_job = config_release_job(f"{name}-config", "load-balancer-config", name, release, child)
-        spec = ServiceSpec(
-            role="load-balancer",
-            image=image,
-            resources=args.resources,
-            attachments=[
-                Attachment(networks["dmz"], plan.host("dmz", HOST_NUMBER)),
-                Attachment(networks["production"], plan.host("production", HOST_NUMBER)),
-                Attachment(networks["management"], self.management_address, ["load-balancer"]),
-            ],
-            healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"],
-            # Master-worker mode with the master CLI on the shared volume: the config job's reloads.
-            command=["haproxy", "-W", "-db", "-S", f"{MASTER_SOCKET},mode,600", "-f", release.current("haproxy.cfg")],
-            volumes=[release.mount],
-            ports=[
-                docker.ContainerPortArgs(internal=443, external=args.https_port, ip=str(args.bind_address)),
-                docker.ContainerPortArgs(internal=80, external=args.http_port, ip=str(args.bind_address)),
-            ],
-            user="haproxy",
-        )
-        # HAProxy starts from the release the job installed; later jobs only reload it.
-        self.container = service_container(
-            f"{name}-haproxy", f"{name}-haproxy", name, spec,
-            pulumi.ResourceOptions(parent=self, depends_on=[after_success(self.config_job, f"the edge config release ({name}-config)")])
-        )
-        self.https_url = f"https://{args.bind_address}:{args.https_port}"
-        self.metrics_target = f"{self.management_address}:{MANAGEMENT_PORT}"
-        self.stats_url = f"http://{self.management_address}:{MANAGEMENT_PORT}/stats"
+        self.containers: list[docker.Container] = []
+        self.config_jobs: list[docker.Container] = []
+        self.management_addresses: list[str] = []
+        self.public_addresses: list[str] = []
+        self.config_texts: list[str] = []
+        released = []
+        for index in range(1, placement.edges + 1):
+            # Edge 1 keeps the single-host names, so a stack that grows hosts keeps its first edge.
+            edge = name if index == 1 else f"{name}-{index}"
+            place, job_place = placement[f"edge-{index}"], placement[f"edge-config-{index}"]
+            on_host = hosts.options(place.host, self)
+            management_address = place.on("management")
+            config_text = render_haproxy_cfg(args, backend, management_address)
+            # Releases of the config and certificate, the `current` link and the master CLI socket:
+            # a volume of the edge's own host, which its config job (on that host too) fills.
+            runtime = docker.Volume(
+                f"{edge}-runtime",
+                name=f"{edge}-runtime",
+                labels=[docker.VolumeLabelArgs(label="medisys.role", value="load-balancer-runtime")],
+                opts=on_host,
+            )
+            release = ConfigRelease(
+                image=image,
+                volume=runtime,
+                release_dir=RUNTIME_DIR,
+                files=[(ConfigFile(CONFIG_PATH, config_text), "haproxy.cfg"),
+                       (ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True), "server.pem")],
+                check_command=f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
+                reload_command=MASTER_RELOAD,
+                attachment=Attachment(networks["management"], job_place.on("management")),
+                user="haproxy",
+            )
+            config_job = config_release_job(f"{edge}-config", "load-balancer-config", name, release, hosts.options(job_place.host, self))
+            public_address = str(placement.host(place.host).public_address or args.bind_address)
+            spec = ServiceSpec(
+                role="load-balancer",
+                image=image,
+                resources=args.resources,
+                attachments=[
+                    Attachment(networks["dmz"], place.on("dmz")),
+                    Attachment(networks["production"], place.on("production")),
+                    Attachment(networks["management"], management_address, ["load-balancer"]),
+                ],
+                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://{management_address}:{MANAGEMENT_PORT}/stats"],
+                # Master-worker mode with the master CLI on the shared volume: the config job's reloads.
+                command=["haproxy", "-W", "-db", "-S", f"{MASTER_SOCKET},mode,600", "-f", release.current("haproxy.cfg")],
+                volumes=[release.mount],
+                ports=[
+                    docker.ContainerPortArgs(internal=443, external=args.https_port, ip=public_address),
+                    docker.ContainerPortArgs(internal=80, external=args.http_port, ip=public_address),
+                ],
+                user="haproxy",
+            )
+            gate = after_success(config_job, f"the edge config release ({edge}-config)")
+            # HAProxy starts from the release the job installed; later jobs only reload it.
+            self.containers.append(service_container(
+                f"{edge}-haproxy", f"{edge}-haproxy", name, spec,
+                hosts.options(place.host, self, depends_on=[gate]),
+            ))
+            self.config_jobs.append(config_job)
+            self.management_addresses.append(management_address)
+            self.public_addresses.append(public_address)
+            self.config_texts.append(config_text)
+            released.append(gate)
+        # The first edge under the names the single-host stack always had.
+        self.container = self.containers[0]
+        self.config_job = self.config_jobs[0]
+        self.config_text = self.config_texts[0]
+        self.management_address = self.management_addresses[0]
+        self.https_url = f"https://{self.public_addresses[0]}:{args.https_port}"
+        self.https_urls = [f"https://{a}:{args.https_port}" for a in self.public_addresses]
+        self.metrics_targets = [f"{a}:{MANAGEMENT_PORT}" for a in self.management_addresses]
+        self.stats_urls = [f"http://{a}:{MANAGEMENT_PORT}/stats" for a in self.management_addresses]
         self.app_backend = APP_BACKEND
-        # A later release only replaces the job; its result fails `up` through the outputs.
-        self.config_released = after_success(self.config_job, f"the edge config release ({name}-config)").apply(lambda _: True)
-        self.register_outputs({"https_url": self.https_url, "config_released": self.config_released})
+        # A later release only replaces the jobs; their results fail `up` through the outputs.
+        self.config_released = pulumi.Output.all(*released).apply(lambda _: True)
+        self.register_outputs({"https_urls": self.https_urls, "config_released": self.config_released})

@@ -29,14 +29,17 @@ from components.container import (
     config_release_job,
     service_container,
 )
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from components.templates import TEMPLATE_DIR
 from config import Monitoring, Resources
+from placement import Placement
 
-PROMETHEUS_HOST, ALERTMANAGER_HOST, GRAFANA_HOST, BLACKBOX_HOST = 50, 51, 52, 53
-PROMETHEUS_CONFIG_JOB_HOST, ALERTMANAGER_CONFIG_JOB_HOST = 54, 55
+# Slots of the placement plan (placement.py): each one's host and management address.
+PROMETHEUS_HOST, ALERTMANAGER_HOST, GRAFANA_HOST, BLACKBOX_HOST = "prometheus", "alertmanager", "grafana", "blackbox"
+PROMETHEUS_CONFIG_JOB_HOST, ALERTMANAGER_CONFIG_JOB_HOST = "prometheus-config", "alertmanager-config"
 PROMETHEUS_RELEASE_DIR, ALERTMANAGER_RELEASE_DIR = "/etc/prometheus/live", "/etc/alertmanager/live"
-POSTGRES_EXPORTER_HOST, REDIS_EXPORTER_HOST = 41, 42
+POSTGRES_EXPORTER_HOST, REDIS_EXPORTER_HOST = "postgres-exporter", "redis-exporter"
 PROMETHEUS_PORT, ALERTMANAGER_PORT, GRAFANA_PORT, BLACKBOX_PORT = 9090, 9093, 3000, 9115
 POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT = 9187, 9121
 RULES_DIR = TEMPLATE_DIR / "prometheus" / "rules"
@@ -50,7 +53,7 @@ GRAFANA_CONFIG_DIR = "/etc/grafana/provisioning"
 GRAFANA_STAGE_DIR = "/tmp/medisys-grafana"  # where the job's uploads land
 GRAFANA_DASHBOARDS = "medisys-dashboards"  # the dashboard provider's folder in the volume
 GRAFANA_PASSWORD_PATH = "secrets/admin_password"
-GRAFANA_CONFIG_JOB_HOST = 56
+GRAFANA_CONFIG_JOB_HOST = "grafana-config"
 # Replaces what an earlier release installed; files readable by Grafana's user only.
 GRAFANA_INSTALL_SCRIPT = (
     f"set -eu; umask 077; cd {GRAFANA_CONFIG_DIR}; "
@@ -64,8 +67,8 @@ GRAFANA_INSTALL_SCRIPT = (
 class ScrapeTargets:
     """What Prometheus watches, as the other tiers expose it."""
 
-    load_balancer: str  # host:port of HAProxy's metrics on the management segment
-    load_balancer_tls_address: str  # where the blackbox exporter checks the edge certificate
+    load_balancers: Sequence[str]  # host:port of each edge's metrics on the management segment
+    load_balancer_tls_addresses: Sequence[str]  # where the blackbox exporter checks each edge's certificate
     load_balancer_server_name: str
     app_servers: Sequence[tuple[str, str]]  # (server name, host:port on the management segment)
     postgres_servers: Sequence[str]  # host:port
@@ -87,16 +90,17 @@ def _relabel_to_exporter(exporter: str) -> list[dict[str, Any]]:
     ]
 
 
-def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_host: Any) -> str:
+def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, address: Any) -> str:
+    """`address` is Placement.address: (slot, segment) -> address."""
     exporter = {
-        "postgres": f"{plan_host('management', POSTGRES_EXPORTER_HOST)}:{POSTGRES_EXPORTER_PORT}",
-        "redis": f"{plan_host('management', REDIS_EXPORTER_HOST)}:{REDIS_EXPORTER_PORT}",
-        "blackbox": f"{plan_host('management', BLACKBOX_HOST)}:{BLACKBOX_PORT}",
+        "postgres": f"{address(POSTGRES_EXPORTER_HOST, 'management')}:{POSTGRES_EXPORTER_PORT}",
+        "redis": f"{address(REDIS_EXPORTER_HOST, 'management')}:{REDIS_EXPORTER_PORT}",
+        "blackbox": f"{address(BLACKBOX_HOST, 'management')}:{BLACKBOX_PORT}",
     }
     scrape_configs: list[dict[str, Any]] = [
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
-        {"job_name": "alertmanager", "static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]},
-        {"job_name": "haproxy", "static_configs": [{"targets": [targets.load_balancer]}]},
+        {"job_name": "alertmanager", "static_configs": [{"targets": [f"{address(ALERTMANAGER_HOST, 'management')}:{ALERTMANAGER_PORT}"]}]},
+        {"job_name": "haproxy", "static_configs": [{"targets": list(targets.load_balancers)}]},
         # The expected servers are listed, so a stopped one is a target down (and an alert), not a
         # target that silently disappears. Scaling re-renders this file and restarts Prometheus.
         {
@@ -120,7 +124,7 @@ def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_hos
             "job_name": "blackbox-tls",
             "metrics_path": "/probe",
             "params": {"module": ["edge_tls"]},
-            "static_configs": [{"targets": [targets.load_balancer_tls_address]}],
+            "static_configs": [{"targets": list(targets.load_balancer_tls_addresses)}],
             "relabel_configs": _relabel_to_exporter(exporter["blackbox"]),
         },
     ]
@@ -129,7 +133,7 @@ def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, plan_hos
     document = {
         "global": {"scrape_interval": f"{settings.scrape_interval_seconds}s", "evaluation_interval": f"{settings.scrape_interval_seconds}s"},
         "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"{plan_host('management', ALERTMANAGER_HOST)}:{ALERTMANAGER_PORT}"]}]}]
+            "alertmanagers": [{"static_configs": [{"targets": [f"{address(ALERTMANAGER_HOST, 'management')}:{ALERTMANAGER_PORT}"]}]}]
         },
         # Relative to this file: the rules come with the same release (config-release.sh).
         "rule_files": ["rules/*.yml"],
@@ -202,29 +206,34 @@ class MonitoringStack(pulumi.ComponentResource):
         images: dict[str, str],
         grafana_image: str | None,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         targets: ScrapeTargets,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = networks.plan
+        self._placement, self._hosts = placement, hosts
         mgmt = networks["management"]
         ca_file = ConfigFile(CA_PATH, targets.ca_cert_pem)
 
-        def on_management(host: int, *aliases: str) -> Attachment:
-            return Attachment(mgmt, plan.host("management", host), aliases)
+        def on_management(slot: str, *aliases: str) -> Attachment:
+            return Attachment(mgmt, placement[slot].on("management"), aliases)
+
+        def on_host(slot: str, **more: Any) -> pulumi.ResourceOptions:
+            return hosts.options(placement[slot].host, self, **more)
 
         def exporter(role: str, host: int, spec_fields: dict[str, Any]) -> docker.Container:
             spec = ServiceSpec(
                 role=role,
                 resources=EXPORTER_RESOURCES,
-                attachments=[Attachment(networks["database"], plan.host("database", host)), on_management(host)],
+                attachments=[Attachment(networks["database"], placement[host].on("database")), on_management(host)],
                 user="prometheus",
                 **spec_fields,
             )
-            return service_container(f"{name}-{role}", f"{name}-{role}", name, spec, child)
+            return service_container(f"{name}-{role}", f"{name}-{role}", name, spec, on_host(host))
 
-        pg_listen = f"{plan.host('management', POSTGRES_EXPORTER_HOST)}:{POSTGRES_EXPORTER_PORT}"
+        pg_listen = f"{placement[POSTGRES_EXPORTER_HOST].on('management')}:{POSTGRES_EXPORTER_PORT}"
         self.postgres_exporter = exporter(
             "postgres-exporter",
             POSTGRES_EXPORTER_HOST,
@@ -242,7 +251,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
             },
         )
-        redis_listen = f"{plan.host('management', REDIS_EXPORTER_HOST)}:{REDIS_EXPORTER_PORT}"
+        redis_listen = f"{placement[REDIS_EXPORTER_HOST].on('management')}:{REDIS_EXPORTER_PORT}"
         self.redis_exporter = exporter(
             "redis-exporter",
             REDIS_EXPORTER_HOST,
@@ -266,7 +275,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
             },
         )
-        blackbox_listen = f"{plan.host('management', BLACKBOX_HOST)}:{BLACKBOX_PORT}"
+        blackbox_listen = f"{placement[BLACKBOX_HOST].on('management')}:{BLACKBOX_PORT}"
         self.blackbox = service_container(
             f"{name}-blackbox",
             f"{name}-blackbox",
@@ -281,14 +290,14 @@ class MonitoringStack(pulumi.ComponentResource):
                 files=[ConfigFile("/etc/blackbox/blackbox.yml", render_blackbox_yml(targets.load_balancer_server_name)), ca_file],
                 user="prometheus",
             ),
-            child,
+            on_host(BLACKBOX_HOST),
         )
 
-        self.prometheus_config = render_prometheus_yml(args, targets, plan.host)
-        self.prometheus_address = plan.host("management", PROMETHEUS_HOST)
+        self.prometheus_config = render_prometheus_yml(args, targets, placement.address)
+        self.prometheus_address = placement[PROMETHEUS_HOST].on("management")
         prometheus_release = ConfigRelease(
             image=images["prometheus"],
-            volume=self._volume(name, "prometheus-config"),
+            volume=self._volume(name, "prometheus-config", PROMETHEUS_HOST),
             release_dir=PROMETHEUS_RELEASE_DIR,
             files=[(ConfigFile("/etc/prometheus/prometheus.yml", self.prometheus_config), "prometheus.yml"),
                    *((f, f"rules/{f.path.rsplit('/', 1)[-1]}") for f in rule_files())],
@@ -297,7 +306,8 @@ class MonitoringStack(pulumi.ComponentResource):
             attachment=on_management(PROMETHEUS_CONFIG_JOB_HOST),
             user="prometheus",
         )
-        self.prometheus_config_job = config_release_job(f"{name}-prometheus-config", "prometheus-config", name, prometheus_release, child)
+        self.prometheus_config_job = config_release_job(f"{name}-prometheus-config", "prometheus-config", name, prometheus_release,
+                                                        on_host(PROMETHEUS_CONFIG_JOB_HOST))
         self.prometheus = service_container(
             f"{name}-prometheus",
             f"{name}-prometheus",
@@ -318,18 +328,18 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "prometheus-data").name, container_path="/prometheus"),
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "prometheus-data", PROMETHEUS_HOST).name, container_path="/prometheus"),
                     prometheus_release.mount,
                 ],
                 user="prometheus",
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)")]),
+            on_host(PROMETHEUS_HOST, depends_on=[after_success(self.prometheus_config_job, f"the Prometheus config release ({name}-prometheus-config)")]),
         )
         self.alertmanager_config = render_alertmanager_yml(args)
-        alertmanager_address = plan.host("management", ALERTMANAGER_HOST)
+        alertmanager_address = placement[ALERTMANAGER_HOST].on("management")
         alertmanager_release = ConfigRelease(
             image=images["alertmanager"],
-            volume=self._volume(name, "alertmanager-config"),
+            volume=self._volume(name, "alertmanager-config", ALERTMANAGER_HOST),
             release_dir=ALERTMANAGER_RELEASE_DIR,
             files=[(ConfigFile("/etc/alertmanager/alertmanager.yml", self.alertmanager_config), "alertmanager.yml")],
             check_command=f"amtool check-config {ALERTMANAGER_RELEASE_DIR}/current/alertmanager.yml",
@@ -338,7 +348,7 @@ class MonitoringStack(pulumi.ComponentResource):
             user="prometheus",
         )
         self.alertmanager_config_job = config_release_job(
-            f"{name}-alertmanager-config", "alertmanager-config", name, alertmanager_release, child
+            f"{name}-alertmanager-config", "alertmanager-config", name, alertmanager_release, on_host(ALERTMANAGER_CONFIG_JOB_HOST)
         )
         self.alertmanager = service_container(
             f"{name}-alertmanager",
@@ -358,14 +368,13 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/ready"],
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "alertmanager-data").name, container_path="/alertmanager"),
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "alertmanager-data", ALERTMANAGER_HOST).name, container_path="/alertmanager"),
                     alertmanager_release.mount,
                 ],
                 user="prometheus",
             ),
-            pulumi.ResourceOptions(
-                parent=self, depends_on=[after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)")]
-            ),
+            on_host(ALERTMANAGER_HOST, depends_on=[
+                after_success(self.alertmanager_config_job, f"the Alertmanager config release ({name}-alertmanager-config)")]),
         )
         # Later releases only replace the jobs; their results fail `up` through the outputs.
         self.config_released = pulumi.Output.all(
@@ -382,18 +391,19 @@ class MonitoringStack(pulumi.ComponentResource):
             self.grafana_admin_password = pulumi.Output.secret(password.result)
             self.grafana = self._grafana(
                 name, grafana_image, args, self.grafana_admin_password,
-                on_management(GRAFANA_HOST, "grafana"), on_management(GRAFANA_CONFIG_JOB_HOST), child,
+                on_management(GRAFANA_HOST, "grafana"), on_management(GRAFANA_CONFIG_JOB_HOST),
             )
-            self.grafana_url = f"http://{plan.host('management', GRAFANA_HOST)}:{GRAFANA_PORT}"
+            self.grafana_url = f"http://{placement[GRAFANA_HOST].on('management')}:{GRAFANA_PORT}"
         self.prometheus_url = f"http://{self.prometheus_address}:{PROMETHEUS_PORT}"
         self.register_outputs({"prometheus_url": self.prometheus_url, "config_released": self.config_released, "grafana_url": self.grafana_url})
 
-    def _volume(self, name: str, role: str) -> docker.Volume:
+    def _volume(self, name: str, role: str, slot: str) -> docker.Volume:
+        """A volume on the host of the container (slot) that mounts it."""
         return docker.Volume(
             f"{name}-{role}",
             name=f"{name}-{role}",
             labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._hosts.options(self._placement[slot].host, self),
         )
 
     def _grafana(
@@ -404,13 +414,12 @@ class MonitoringStack(pulumi.ComponentResource):
         admin_password: pulumi.Output[str],
         attachment: Attachment,
         job_attachment: Attachment,
-        child: pulumi.ResourceOptions,
     ) -> docker.Container:
         """Grafana on a read-only root filesystem. Docker refuses uploads into one, so a one-shot
         job from the same image (and user) installs the provisioning, the dashboards and the
         password file into a config volume, which Grafana mounts read-only."""
         files = grafana_files()
-        config_volume = self._volume(name, "grafana-config")
+        config_volume = self._volume(name, "grafana-config", GRAFANA_HOST)
         mount = docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=GRAFANA_CONFIG_DIR)
         self.grafana_config_job = service_container(
             f"{name}-grafana-config",
@@ -431,7 +440,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 volumes=[mount],
                 user=GRAFANA_USER,
             ),
-            child,
+            self._hosts.options(self._placement[GRAFANA_CONFIG_JOB_HOST].host, self),
         )
         installed = after_success(self.grafana_config_job, f"the Grafana config install ({name}-grafana-config)")
         return service_container(
@@ -457,7 +466,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data").name, container_path="/var/lib/grafana"),
+                    docker.ContainerVolumeArgs(volume_name=self._volume(name, "grafana-data", GRAFANA_HOST).name, container_path="/var/lib/grafana"),
                     docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=GRAFANA_CONFIG_DIR, read_only=True),
                 ],
                 read_only=True,
@@ -467,7 +476,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 # The official image's own account (USER 472, group 0, owner of its directories).
                 user=GRAFANA_USER,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
+            self._hosts.options(self._placement[GRAFANA_HOST].host, self, depends_on=[installed]),
         )
 
 

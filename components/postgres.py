@@ -20,19 +20,18 @@ import yaml
 
 from components.backups import STANZA, DatabaseBackups, member_data_dir, member_volume_path
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from components.pki import InternalCA
 from components.templates import render
 from config import Postgres, Resources
+from placement import Placement
 
 PORT = 5432  # PostgreSQL on every member, and the endpoint's write port (the leader)
 READ_PORT = 5433  # the endpoint's read port (streaming replicas)
 REST_PORT = 8008  # Patroni's REST API on every member (health checks, switchover)
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
 PROXY_STATS_PORT = 8404
-PROXY_HOST_NUMBER = 5
-FIRST_MEMBER_HOST_NUMBER = 10  # pg-1 .10, pg-2 .11, ... (1 + 3 replicas at most: .10-.13)
-FIRST_ETCD_HOST_NUMBER = 15  # etcd-1 .15, etcd-2 .16, etcd-3 .17
 ETCD_MEMBERS = 3  # a quorum of 2 survives the loss of any one
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_DIR = "/etc/patroni"
@@ -66,14 +65,14 @@ class ClusterPlan:
 MAX_MEMBERS = 4  # 1 + the most replicas config.Postgres allows; the endpoint keeps this many server slots
 
 
-def cluster_plan(name: str, settings: Postgres, host: Callable[[str, int], str], members: int | None = None) -> ClusterPlan:
-    """`host` is Networks.host (segment, host number) -> address; `members` overrides the count."""
+def cluster_plan(name: str, settings: Postgres, address: Callable[[str, str], str], members: int | None = None) -> ClusterPlan:
+    """`address` is Placement.address (slot, segment) -> address; `members` overrides the count."""
     count = settings.members if members is None else members
     return ClusterPlan(
         scope=name,
-        members=[(f"{name}-{i}", host("database", FIRST_MEMBER_HOST_NUMBER + i - 1)) for i in range(1, count + 1)],
-        etcd=[(f"{name}-etcd-{i}", host("database", FIRST_ETCD_HOST_NUMBER + i - 1)) for i in range(1, ETCD_MEMBERS + 1)],
-        proxy_address=host("database", PROXY_HOST_NUMBER),
+        members=[(f"{name}-{i}", address(f"postgres-{i}", "database")) for i in range(1, count + 1)],
+        etcd=[(f"{name}-etcd-{i}", address(f"etcd-{i}", "database")) for i in range(1, ETCD_MEMBERS + 1)],
+        proxy_address=address("postgres-proxy", "database"),
     )
 
 
@@ -285,6 +284,8 @@ class PostgresCluster(pulumi.ComponentResource):
         etcd_image: str,
         proxy_image: str,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         ca: InternalCA,
         backups: DatabaseBackups,
         protect_data: bool,
@@ -293,7 +294,8 @@ class PostgresCluster(pulumi.ComponentResource):
         super().__init__("medisys:platform:PostgresCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         network = networks["database"]
-        self.plan = cluster_plan(name, args, networks.plan.host)
+        self.plan = cluster_plan(name, args, placement.address)
+        self.placement = placement
         self.proxy_address = self.plan.proxy_address
         self.member_addresses = [address for _, address in self.plan.members]
         self.member_names = [member for member, _ in self.plan.members]
@@ -308,12 +310,12 @@ class PostgresCluster(pulumi.ComponentResource):
             *(self.passwords[r].result for r in ("superuser", "replication", "rewind", "patroni-api"))
         ).apply(lambda p: render_patroni_secrets(*p))
 
-        def volume(role: str, suffix: str, protect: bool) -> docker.Volume:
+        def volume(role: str, suffix: str, protect: bool, host: str) -> docker.Volume:
             return docker.Volume(
                 f"{name}-{suffix}",
                 name=f"{name}-{suffix}",
                 labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
-                opts=pulumi.ResourceOptions(parent=self, protect=protect),
+                opts=hosts.options(host, self, protect=protect),
             )
 
         def tls_files(server: str, address: str, directory: str = TLS_DIR) -> list[ConfigFile]:
@@ -330,8 +332,9 @@ class PostgresCluster(pulumi.ComponentResource):
         # etcd: independent of one another, so the engine starts all three at once (a member is
         # healthy only once a quorum answers).
         self.etcd = []
-        for member, address in self.plan.etcd:
-            data = volume("etcd-data", f"{member.removeprefix(name + '-')}-data", protect=False)
+        for etcd_index, (member, address) in enumerate(self.plan.etcd, start=1):
+            etcd_host = placement[f"etcd-{etcd_index}"].host
+            data = volume("etcd-data", f"{member.removeprefix(name + '-')}-data", protect=False, host=etcd_host)
             self.etcd.append(
                 service_container(
                     member,
@@ -352,7 +355,7 @@ class PostgresCluster(pulumi.ComponentResource):
                         user="etcd",
                         wait_timeout_seconds=180,
                     ),
-                    child,
+                    hosts.options(etcd_host, self),
                 )
             )
 
@@ -366,15 +369,16 @@ class PostgresCluster(pulumi.ComponentResource):
         self.socket_volumes: list[docker.Volume] = []
         for index, (member, address) in enumerate(self.plan.members, start=1):
             suffix = member.removeprefix(name + "-")
-            data = volume("postgres-data", f"{suffix}-data", protect=protect_data)
-            socket = volume("postgres-socket", f"{suffix}-socket", protect=False)
+            member_host = placement[f"postgres-{index}"].host
+            data = volume("postgres-data", f"{suffix}-data", protect=protect_data, host=member_host)
+            socket = volume("postgres-socket", f"{suffix}-socket", protect=False, host=member_host)
             self.data_volumes.append(data)
             self.socket_volumes.append(socket)
             spec = ServiceSpec(
                 role="postgres",
                 image=image,
                 resources=args.resources,
-                attachments=[Attachment(network, address), *backups.member_attachments(address)],
+                attachments=[Attachment(network, address), *backups.member_attachments(placement[f"postgres-{index}"])],
                 # Patroni's REST API answers 200 on /health while PostgreSQL runs, in any role.
                 healthcheck=["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_FILE, f"https://{address}:{REST_PORT}/health"],
                 envs=["PG_ROLE=member", f"PATRONI_CONFIG={PATRONI_DIR}"],
@@ -400,12 +404,12 @@ class PostgresCluster(pulumi.ComponentResource):
             # stops, so the cluster always keeps a leader or a member ready to take over.
             self.members.append(
                 service_container(member, member, name, spec,
-                                  pulumi.ResourceOptions(parent=self, depends_on=[*self.etcd, *backups.member_dependencies, *self.members[-1:]]))
+                                  hosts.options(member_host, self, depends_on=[*self.etcd, *backups.member_dependencies, *self.members[-1:]]))
             )
 
         # Every member slot the config allows, present or not (absent ones are simply down), so
         # scaling replicas never changes, and never restarts, the endpoint.
-        self.proxy_config = render_proxy_cfg(cluster_plan(name, args, networks.plan.host, members=MAX_MEMBERS))
+        self.proxy_config = render_proxy_cfg(cluster_plan(name, args, placement.address, members=MAX_MEMBERS))
         self.proxy = service_container(
             f"{name}-proxy",
             f"{name}-proxy",
@@ -419,7 +423,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 files=[ConfigFile("/etc/haproxy/haproxy.cfg", self.proxy_config), ConfigFile("/etc/haproxy/ca.crt", ca.cert_pem)],
                 user="haproxy",
             ),
-            child,
+            hosts.options(placement["postgres-proxy"].host, self),
         )
 
         self._manage_database(name, args, protect_data)

@@ -7,14 +7,14 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
+from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
 from components.pki import InternalCA
 from components.templates import TEMPLATE_DIR, render
 from config import Redis, Resources
+from placement import Placement
 
 PORT = 6379
-FIRST_HOST_NUMBER = 31
-FORMER_HOST_NUMBER = 49
 PASSWORD_LENGTH = 32
 CA_PATH = "/etc/redis/tls/ca.crt"
 NODE_SCRIPT = "/usr/local/bin/redis-node"
@@ -59,13 +59,14 @@ class RedisCluster(pulumi.ComponentResource):
         *,
         image: str,
         networks: SegmentedNetworks,
+        placement: Placement,
+        hosts: DockerHosts,
         ca: InternalCA,
         protect_data: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:RedisCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = networks.plan
         self.password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child).result
         shared_files = [
             ConfigFile("/etc/redis/secrets.conf", self.password.apply(secrets_conf), secret=True),
@@ -73,18 +74,20 @@ class RedisCluster(pulumi.ComponentResource):
             ConfigFile(NODE_SCRIPT, (TEMPLATE_DIR / "redis-node.sh").read_text(), executable=True),
         ]
         node_script = ["/bin/sh", NODE_SCRIPT]
-        # Nodes 1..masters start as masters, the rest as their replicas; afterwards roles are
-        # runtime state (a failover swaps them) and nothing here depends on them.
-        self.addresses = [plan.host("database", FIRST_HOST_NUMBER + i) for i in range(args.node_count)]
+        # Nodes 1..masters start as masters, the rest as the replicas the plan pairs them with (on
+        # another host than their master); afterwards roles are runtime state (a failover swaps
+        # them) and nothing here depends on them.
+        places = [placement[f"redis-{i}"] for i in range(1, args.node_count + 1)]
+        self.addresses = [p.on("database") for p in places]
         self.nodes: list[docker.Container] = []
-        for index, address in enumerate(self.addresses, start=1):
+        for index, (address, place) in enumerate(zip(self.addresses, places), start=1):
             node = f"{name}-{index}"
             cert = ca.issue(f"{node}-tls", node, dns_names=[node], ip_addresses=[address])
             data = docker.Volume(
                 f"{node}-data",
                 name=f"{node}-data",
                 labels=[docker.VolumeLabelArgs(label="medisys.role", value="redis-data")],
-                opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+                opts=hosts.options(place.host, self, protect=protect_data),
             )
             spec = ServiceSpec(
                 role="redis",
@@ -103,19 +106,22 @@ class RedisCluster(pulumi.ComponentResource):
                 user="redis",
             )
             # The chain that makes a replacement of every node a rolling one.
-            previous = pulumi.ResourceOptions(parent=self, depends_on=self.nodes[-1:])
+            previous = hosts.options(place.host, self, depends_on=self.nodes[-1:])
             self.nodes.append(service_container(node, node, name, spec, previous))
 
         node_list = " ".join(f"{a}:{PORT}" for a in self.addresses)
+        # Each shard as "master,replica...": the former pairs them exactly so, never by redis-cli's guess.
+        shards = " ".join(",".join(f"{placement[s].on('database')}:{PORT}" for s in (shard.master, *shard.replicas))
+                          for shard in placement.shards)
         former_spec = ServiceSpec(
             role="redis-cluster-init",
             image=image,
             resources=FORMER_RESOURCES,
-            attachments=[Attachment(networks["database"], plan.host("database", FORMER_HOST_NUMBER))],
+            attachments=[Attachment(networks["database"], placement["redis-former"].on("database"))],
             healthcheck=None,
             one_shot=True,
             entrypoint=["/bin/sh", "/usr/local/bin/form-redis-cluster"],
-            envs=[f"NODES={node_list}", f"MASTERS={args.masters}", f"REPLICAS_PER_MASTER={args.replicas_per_master}"],
+            envs=[f"NODES={node_list}", f"SHARDS={shards}", f"MASTERS={args.masters}", f"REPLICAS_PER_MASTER={args.replicas_per_master}"],
             files=[
                 # The node IDs make this job run again whenever a node is re-created.
                 ConfigFile("/run/medisys/node-ids", pulumi.Output.all(*[n.id for n in self.nodes]).apply("\n".join)),
@@ -126,7 +132,8 @@ class RedisCluster(pulumi.ComponentResource):
             user="redis",
         )
         self.former = service_container(
-            f"{name}-former", f"{name}-former", name, former_spec, pulumi.ResourceOptions(parent=self, depends_on=self.nodes)
+            f"{name}-former", f"{name}-former", name, former_spec,
+            hosts.options(placement["redis-former"].host, self, depends_on=self.nodes)
         )
         # The job's exit code decides: a cluster that could not be formed fails `pulumi up`.
         self.formed = self.former.exit_code.apply(_require_success)

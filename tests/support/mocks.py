@@ -25,6 +25,7 @@ class Registered:
     inputs: dict[str, Any]  # secrets unwrapped
     outputs: dict[str, Any]
     secret_paths: set[str]  # where the inputs held secrets, e.g. "uploads.2.content"
+    provider: str = ""  # "<provider urn>::<id>" of an explicit provider, "" for the default one
 
 
 def unwrap_secrets(value: Any, path: str, found: set[str]) -> Any:
@@ -68,7 +69,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         secret_paths: set[str] = set()
         inputs = unwrap_secrets(dict(args.inputs), "", secret_paths)
         outputs = {**inputs, **_stable_outputs(args.typ, args.name, inputs)}
-        self.resources.append(Registered(args.typ, args.name, inputs, outputs, secret_paths))
+        self.resources.append(Registered(args.typ, args.name, inputs, outputs, secret_paths, args.provider or ""))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -49,7 +49,7 @@ def test_redis_nodes_beyond_the_address_plan_are_refused():
 def test_prod_requires_a_redis_replica_per_master():
     with pytest.raises(config.ConfigError) as caught:
         config.load({"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}},
-                     "redis": {"replicas_per_master": 0}}, "prod")
+                     "redis": {"replicas_per_master": 0}, "hosts": THREE_HOSTS}, "prod")
     assert "redis.replicas_per_master must be 1 or more in prod" in str(caught.value)
 
 
@@ -131,11 +131,13 @@ def test_prod_stack_runs_synchronous_replication_with_a_replica():
     from config import load
 
     raw = {k.removeprefix("medisys:"): v for k, v in yaml.safe_load(open("Pulumi.prod.yaml"))["config"].items() if k.startswith("medisys:")}
-    postgres = load({"environment": "prod", "postgres": raw["postgres"]} | {"load_balancer": {"certificate": {"mode": "provided"}}}, "prod").postgres
+    postgres = load({"environment": "prod", "postgres": raw["postgres"], "hosts": raw["hosts"]}
+                    | {"load_balancer": {"certificate": {"mode": "provided"}}}, "prod").postgres
     assert postgres.failover.synchronous is True and postgres.members >= 2
 
 
-PROD = {"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}}}
+THREE_HOSTS = [{"name": f"h{i}", "docker_host": f"ssh://deploy@h{i}.example"} for i in (1, 2, 3)]
+PROD = {"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}}, "hosts": THREE_HOSTS}
 
 
 def test_grafana_is_on_by_default_outside_dev():

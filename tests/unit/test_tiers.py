@@ -84,7 +84,7 @@ def test_release_runs_migrations_and_one_gate_per_app_server(dev):
     assert envs_of(migrations)["DB_PRIMARY_HOST"] == "10.0.2.5"  # the leader-following endpoint
     gates = containers(dev, "app-rollout-gate")
     assert [envs_of(g)["SERVER_ADDRESS"] for g in gates] == ["10.0.1.21:8080", "10.0.1.22:8080"]
-    assert {envs_of(g)["STATS_URL"] for g in gates} == {"http://10.0.3.10:8404/stats"}
+    assert {envs_of(g)["STATS_URLS"] for g in gates} == {"http://10.0.3.10:8404/stats"}
     assert all(g.inputs["attach"] is True for g in gates)
 
 
