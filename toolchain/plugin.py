@@ -9,7 +9,6 @@ executables that call this, beside the CLI and in the project's Pulumi home.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -21,13 +20,11 @@ def provider(name: str, version: str):
 
     if name == "docker":
         from toolchain.providers.docker import docker_types
+        from toolchain.providers.docker_host import check_config
 
-        def use_host(config: dict) -> None:
-            # docker:host in the stack config, as pulumi-docker takes it (e.g. ssh://deploy@db-host).
-            if config.get("host"):
-                os.environ["DOCKER_HOST"] = str(config["host"])
-
-        return Provider(name, version, docker_types(), on_configure=use_host)
+        # Each resource's commands go to the engine its provider's configuration names (docker:host and
+        # the rest in the stack config, or an explicit docker.Provider's arguments): docker_host.py.
+        return Provider(name, version, docker_types(), check_config=check_config)
     if name == "postgresql":
         from toolchain.providers.postgresql import postgresql_types
 

@@ -152,3 +152,35 @@ def test_a_failing_one_shot_job_is_recorded_with_its_output_not_failed(docker_st
         assert to_dict(refreshed.inputs) == inputs and to_dict(refreshed.properties) == outputs
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_an_explicit_providers_host_gets_every_command(monkeypatch):
+    """A provider configured like a docker.Provider (its `host`, here this machine's engine by its
+    socket) sends each command to `docker -H HOST`, whatever DOCKER_HOST says; a container made
+    through it runs, reads back as its inputs, and goes with delete."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # what the plugin inherits: nobody listens there
+    stubs = plugin_stubs()
+    stub = next(stubs)("docker")
+    monkeypatch.undo()  # this test's own docker commands use the ambient engine
+    name, subnet = f"{PREFIX}-explicit", f"10.{211 + SLOT}.8"
+    try:
+        stub.Configure(provider_pb2.ConfigureRequest(
+            urn="urn:pulumi:dev::medisys-platform::pulumi:providers:docker::local-explicit", name="local-explicit",
+            type="pulumi:providers:docker", args=struct({"host": "unix:///var/run/docker.sock"})))
+        network = check(stub, NETWORK, {"name": f"{name}-net", "driver": "bridge",
+                                        "ipamConfigs": [{"subnet": f"{subnet}.0/24", "gateway": f"{subnet}.1"}]})
+        net = stub.Create(provider_pb2.CreateRequest(urn=urn(NETWORK, "xnet"), properties=struct(network)))
+        inputs = check(stub, CONTAINER, {"name": name, "image": IMAGE, "command": ["sleep", "600"], "mustRun": True,
+                                         "networksAdvanced": [{"name": f"{name}-net", "ipv4Address": f"{subnet}.20"}]})
+        created = stub.Create(provider_pb2.CreateRequest(urn=urn(CONTAINER, "x"), properties=struct(inputs)))
+        assert inspect(name)["State"]["Running"]
+        refreshed = stub.Read(provider_pb2.ReadRequest(id=created.id, urn=urn(CONTAINER, "x"), properties=created.properties,
+                                                       inputs=struct(inputs)))
+        assert refreshed.id == created.id and to_dict(refreshed.inputs) == inputs
+        stub.Delete(provider_pb2.DeleteRequest(urn=urn(CONTAINER, "x"), id=created.id, properties=created.properties))
+        stub.Delete(provider_pb2.DeleteRequest(urn=urn(NETWORK, "xnet"), id=net.id, properties=net.properties))
+        assert subprocess.run(["docker", "inspect", name], capture_output=True).returncode != 0
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "network", "rm", f"{name}-net"], capture_output=True)
+        next(stubs, None)

@@ -240,14 +240,15 @@ def test_read_reports_an_address_change_and_an_extra_network():
 
 
 def test_a_stopped_must_run_container_reads_as_must_run_false(monkeypatch):
-    monkeypatch.setattr(docker_provider, "_inspect", lambda kind, name: inspect_of(BASE, **{"State": {"Running": False, "ExitCode": 137}}))
+    monkeypatch.setattr(docker_provider, "_inspect",
+                        lambda kind, name, engine=None: inspect_of(BASE, **{"State": {"Running": False, "ExitCode": 137}}))
     live = Container().read("abc", BASE, {})
     assert live["mustRun"] is False
     assert {k for k in live if live[k] != BASE.get(k)} == {"mustRun"}
 
 
 def test_a_removed_container_reads_as_gone(monkeypatch):
-    monkeypatch.setattr(docker_provider, "_inspect", lambda kind, name: None)
+    monkeypatch.setattr(docker_provider, "_inspect", lambda kind, name, engine=None: None)
     assert Container().read("abc", BASE, {}) is None
 
 
@@ -274,7 +275,7 @@ def test_read_passes_the_live_values_into_the_refreshed_inputs(plugin):
 
 def test_remote_image_outputs_and_id(monkeypatch):
     image = {"Id": "sha256:" + "b" * 64, "RepoDigests": ["medisys/app@sha256:" + "c" * 64]}
-    monkeypatch.setattr(RemoteImage, "_find", staticmethod(lambda name: image))
+    monkeypatch.setattr(RemoteImage, "_find", staticmethod(lambda name, engine=None: image))
     resource_id, outputs = RemoteImage().create({"name": "medisys/app:1", "keepLocally": True}, {})
     assert resource_id == image["Id"] + "medisys/app:1"
     assert outputs["imageId"] == image["Id"] and outputs["repoDigest"] == image["RepoDigests"][0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -94,18 +95,27 @@ class ResourceType:
         pass
 
 
+class ProviderConfig(dict):
+    """The provider's configuration (Configure's arguments), and the name of the provider resource it
+    came from (`default_5_2_0` for a default provider), for messages that say which provider failed."""
+
+    provider_name = ""
+
+
 def _type_of(urn: str) -> str:
     # urn:pulumi:<stack>::<project>::<parent types$>type::<name>
     return urn.split("::")[2].split("$")[-1]
 
 
 class Provider(provider_pb2_grpc.ResourceProviderServicer):
-    def __init__(self, name: str, version: str, types: list[ResourceType], on_configure=None) -> None:
+    def __init__(self, name: str, version: str, types: list[ResourceType], on_configure=None, check_config=None) -> None:
         self.name = name
         self.version = version
         self.types = {t.token: t for t in types}
-        self.config: dict[str, Any] = {}
+        self.config: dict[str, Any] = ProviderConfig()
         self.on_configure = on_configure or (lambda config: None)
+        # check_config(urn, news) -> [(property, reason)]: what the provider's CheckConfig refuses.
+        self.check_config: Callable[[str, dict[str, Any]], list[tuple[str, str]]] = check_config or (lambda urn, news: [])
 
     def _resource_type(self, urn: str, context: grpc.ServicerContext) -> ResourceType:
         token = _type_of(urn)
@@ -136,17 +146,28 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.GetSchemaResponse(schema="{}")
 
     def CheckConfig(self, request, context):
-        return provider_pb2.CheckResponse(inputs=request.news)
+        # The inputs go back as they came (secret wrappers included); only failures are added.
+        failures = self._guard(context, "checking the provider configuration",
+                               lambda: self.check_config(request.urn, to_dict(request.news)))
+        return provider_pb2.CheckResponse(
+            inputs=request.news, failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures]
+        )
 
     def DiffConfig(self, request, context):
+        # As pulumi-terraform-bridge's DiffConfig (pkg/tfbridge/provider.go, configDiffer): a changed key is
+        # an update of the provider, a replacement only for keys marked ForcesProviderReplace, and
+        # pulumi-docker marks none. So a new docker `host` updates the provider in place, and the engine
+        # (step_generator providerChanged, v3.276) replaces none of the resources on it.
         changed = changed_keys(old_inputs(request), to_dict(request.news))
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE, diffs=changed
         )
 
     def Configure(self, request, context):
-        self.config = {k.rsplit(":", 1)[-1]: v for k, v in request.variables.items()}
-        self.config.update(to_dict(request.args))
+        config = ProviderConfig({k.rsplit(":", 1)[-1]: v for k, v in request.variables.items()})
+        config.update(to_dict(request.args))
+        config.provider_name = request.name or (request.urn.split("::")[-1] if request.urn else "")
+        self.config = config
         self.on_configure(self.config)
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True)
 

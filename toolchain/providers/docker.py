@@ -1,6 +1,8 @@
 """Stand-in docker provider: Network, Volume, Container and RemoteImage, with the inputs and
 behaviour of pulumi-docker 5.2.0 (its Terraform provider, kreuzwerker/terraform-provider-docker).
-Everything goes through toolchain/providers/docker_engine.py.
+Everything goes through toolchain/providers/docker_engine.py, to the engine the provider's
+configuration names (toolchain/providers/docker_host.py: `host`, TLS materials, certPath, sshOpts,
+as upstream connects); a provider without those settings uses the ambient engine (DOCKER_HOST).
 
 Diff: which inputs update in place and which replace is upstream's schema (the Terraform
 `ForceNew` flags of terraform-provider-docker v4.5.0, the newest release in reach; see
@@ -22,8 +24,10 @@ from typing import Any
 
 from toolchain.providers.base import UNKNOWN, ProviderError, ResourceType
 from toolchain.providers.docker_engine import (
+    DEFAULT_ENGINE,
     MIB,
     DockerError,
+    Engine,
     container_logs,
     container_update_args,
     create_network,
@@ -31,17 +35,33 @@ from toolchain.providers.docker_engine import (
     docker,
     run_container,
 )
+from toolchain.providers.docker_host import engine_for
 
 
-def _inspect(kind: str, name: str) -> dict[str, Any] | None:
-    text = docker(kind, "inspect", "--format", "{{json .}}", name, check=False).strip()
+def _missing(error: DockerError) -> bool:
+    text = str(error).lower()
+    return "no such" in text or "not found" in text
+
+
+def _inspect(kind: str, name: str, engine: Engine = DEFAULT_ENGINE) -> dict[str, Any] | None:
+    if not engine.host:
+        text = docker(kind, "inspect", "--format", "{{json .}}", name, check=False).strip()
+        return json.loads(text) if text else None
+    # A configured engine that cannot be reached is an error (upstream: its ping fails), never "gone":
+    # a refresh must not drop every resource of a host that is down for a moment.
+    try:
+        text = docker(kind, "inspect", "--format", "{{json .}}", name, engine=engine).strip()
+    except DockerError as error:
+        if _missing(error):
+            return None
+        raise
     return json.loads(text) if text else None
 
 
-def _existing(kind: str, name: str) -> dict[str, Any]:
-    found = _inspect(kind, name)
+def _existing(kind: str, name: str, engine: Engine = DEFAULT_ENGINE) -> dict[str, Any]:
+    found = _inspect(kind, name, engine)
     if found is None:
-        raise ProviderError(f"the {kind} {name} vanished right after it was created")
+        raise ProviderError(engine.describe(f"the {kind} {name} vanished right after it was created"))
     return found
 
 
@@ -113,11 +133,12 @@ class DockerObject(ResourceType):
         return {}
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        found = _inspect(self.kind, resource_id)
+        found = _inspect(self.kind, resource_id, engine_for(config))
         return overlay(state, self.live(found, state)) if found else None
 
     def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
-        _removed(lambda: docker(self.kind, "rm", resource_id))
+        engine = engine_for(config)
+        _removed(lambda: docker(self.kind, "rm", resource_id, engine=engine))
 
 
 class Network(DockerObject):
@@ -126,8 +147,9 @@ class Network(DockerObject):
     # Every network input replaces it (upstream has no update for networks).
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        create_network(inputs)
-        return _existing("network", inputs["name"])["Id"], inputs
+        engine = engine_for(config)
+        create_network(inputs, engine)
+        return _existing("network", inputs["name"], engine)["Id"], inputs
 
     def live(self, found: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         ipam = []
@@ -145,8 +167,9 @@ class Volume(DockerObject):
     # Every volume input replaces it (a cluster volume's availability aside, which the stand-in does not make).
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        create_volume(inputs)
-        return inputs["name"], {**inputs, "mountpoint": _existing("volume", inputs["name"])["Mountpoint"]}
+        engine = engine_for(config)
+        create_volume(inputs, engine)
+        return inputs["name"], {**inputs, "mountpoint": _existing("volume", inputs["name"], engine)["Mountpoint"]}
 
     def preview_outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         return {**inputs, "mountpoint": UNKNOWN}
@@ -218,34 +241,36 @@ class Container(ResourceType):
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = inputs["name"]
-        if _inspect("container", name):
-            raise ProviderError(f"a container named {name} already exists and is not in this stack's state: "
-                                f"remove it (docker rm -f {name}) or import it, then run `pulumi up` again")
+        engine = engine_for(config)
+        if _inspect("container", name, engine):
+            raise ProviderError(engine.describe(f"a container named {name} already exists and is not in this stack's state: "
+                                                f"remove it (docker rm -f {name}) or import it, then run `pulumi up` again"))
         try:
             # As upstream: an attached job's non-zero exit is recorded (exitCode, and its output in
             # containerLogs when `logs` is set), not a failure; the program decides what it means.
-            run_container(inputs, fail_on_exit=False)
+            run_container(inputs, fail_on_exit=False, engine=engine)
         except DockerError as error:
             # Leave nothing half-made behind: the next `up` creates the container again from scratch.
-            _removed(lambda: docker("rm", "--force", "--volumes", name))
+            _removed(lambda: docker("rm", "--force", "--volumes", name, engine=engine))
             raise ProviderError(str(error)) from error
-        state = _existing("container", name)
+        state = _existing("container", name, engine)
         outputs = dict(inputs)
         if inputs.get("attach"):
             outputs["exitCode"] = state["State"]["ExitCode"]
             if inputs.get("logs"):
-                outputs["containerLogs"] = container_logs(name)
+                outputs["containerLogs"] = container_logs(name, engine=engine)
         return state["Id"], outputs
 
     def update(self, resource_id: str, olds: dict[str, Any], news: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        engine = engine_for(config)
         if any(olds.get(key) != news.get(key) for key in RESOURCE_INPUTS):
             try:
-                docker(*container_update_args(resource_id, news))
+                docker(*container_update_args(resource_id, news), engine=engine)
             except DockerError as error:
                 raise ProviderError(f"docker update of {news.get('name', resource_id)}: {error}") from error
         if not olds.get("mustRun", True) and news.get("mustRun", True) and news.get("start", True):
             # Upstream's refresh records a stopped must-run container as mustRun=false; this update starts it.
-            docker("start", resource_id)
+            docker("start", resource_id, engine=engine)
         outputs = dict(news)
         for computed in ("exitCode", "containerLogs"):
             if computed in olds and news.get("attach"):
@@ -253,7 +278,7 @@ class Container(ResourceType):
         return outputs
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        found = _inspect("container", resource_id)
+        found = _inspect("container", resource_id, engine_for(config))
         if found is None:
             return None
         outputs = overlay(state, container_live(found, state))
@@ -266,11 +291,12 @@ class Container(ResourceType):
         return outputs
 
     def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
+        engine = engine_for(config)
         grace = int(state.get("destroyGraceSeconds") or 0)
         if grace and not state.get("attach"):
-            _removed(lambda: docker("stop", "--time", str(grace), resource_id, timeout=grace + 60))
+            _removed(lambda: docker("stop", "--time", str(grace), resource_id, timeout=grace + 60, engine=engine))
         volumes = ["--volumes"] if state.get("removeVolumes", True) else []
-        _removed(lambda: docker("rm", "--force", *volumes, resource_id))
+        _removed(lambda: docker("rm", "--force", *volumes, resource_id, engine=engine))
 
 
 def container_live(found: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
@@ -402,8 +428,8 @@ class RemoteImage(ResourceType):
         return {**inputs, "imageId": UNKNOWN, "repoDigest": UNKNOWN}
 
     @staticmethod
-    def _find(name: str) -> dict[str, Any] | None:
-        return _inspect("image", name)
+    def _find(name: str, engine: Engine = DEFAULT_ENGINE) -> dict[str, Any] | None:
+        return _inspect("image", name, engine)
 
     def _outputs(self, inputs: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
         digests = image.get("RepoDigests") or []
@@ -413,15 +439,17 @@ class RemoteImage(ResourceType):
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = inputs["name"]
-        image = self._find(name)
+        engine = engine_for(config)
+        image = self._find(name, engine)
         if image is None:
             try:
-                docker("pull", *(["--platform", inputs["platform"]] if inputs.get("platform") else []), name, timeout=600)
+                docker("pull", *(["--platform", inputs["platform"]] if inputs.get("platform") else []), name, timeout=600,
+                       engine=engine)
             except DockerError as error:
                 raise ProviderError(f"the image {name} is not on the Docker host and could not be pulled: {error}") from error
-            image = self._find(name)
+            image = self._find(name, engine)
             if image is None:
-                raise ProviderError(f"unable to find or pull image {name}")
+                raise ProviderError(engine.describe(f"unable to find or pull image {name}"))
         # Upstream's id: the image id followed by the name.
         return image["Id"] + name, self._outputs(inputs, image)
 
@@ -429,14 +457,15 @@ class RemoteImage(ResourceType):
         return {**olds, **news}
 
     def read(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
-        image = self._find(state["name"])
+        image = self._find(state["name"], engine_for(config))
         return None if image is None else {**state, **self._outputs(state, image)}
 
     def delete(self, resource_id: str, state: dict[str, Any], config: dict[str, Any]) -> None:
         if state.get("keepLocally"):
             return
         force = ["--force"] if state.get("forceRemove") else []
-        _removed(lambda: docker("image", "rm", *force, state["name"]))
+        engine = engine_for(config)
+        _removed(lambda: docker("image", "rm", *force, state["name"], engine=engine))
 
 
 def docker_types() -> list[ResourceType]:

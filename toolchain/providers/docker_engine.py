@@ -2,30 +2,65 @@
 
 The stand-in docker provider (toolchain/providers/docker.py) creates resources through these, and
 the replay in tests/support/replay.py uses the same functions, so both turn one set of recorded
-inputs into the same `docker` commands. The docker CLI talks to DOCKER_HOST like the provider's
-`host` setting would.
+inputs into the same `docker` commands. Every command goes to an `Engine`: DEFAULT_ENGINE is the
+ambient one (a plain `docker`, which follows DOCKER_HOST, as the replay and an unconfigured provider
+use); a provider's `host`, TLS and ssh settings make another (toolchain/providers/docker_host.py).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import subprocess
 import tarfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 
 class DockerError(RuntimeError):
-    """A docker command failed; the message carries what docker said."""
+    """A docker command failed; the message carries what docker said (and which engine said it)."""
 
 
-def docker(*args: str, input: bytes | None = None, check: bool = True, timeout: int = 120) -> str:
-    result = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+@dataclass(frozen=True)
+class Engine:
+    """Where a docker command goes. The default (no host) is the ambient engine: `docker` as is.
+    A configured one runs `docker FLAGS ...` (`-H HOST` and TLS options) in an environment without
+    UNSET and with ENV, and its errors name the host and the provider."""
+
+    host: str = ""
+    provider: str = ""
+    flags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    unset: tuple[str, ...] = ()
+
+    def argv(self, *args: str) -> list[str]:
+        return ["docker", *self.flags, *args]
+
+    def environment(self) -> dict[str, str] | None:
+        if not self.env and not self.unset:
+            return None
+        return {**{k: v for k, v in os.environ.items() if k not in self.unset}, **dict(self.env)}
+
+    def describe(self, message: str) -> str:
+        return f"docker engine {self.host} (provider {self.provider}): {message}" if self.host else message
+
+
+DEFAULT_ENGINE = Engine()
+
+
+def docker(*args: str, input: bytes | None = None, check: bool = True, timeout: int = 120, engine: Engine = DEFAULT_ENGINE) -> str:
+    try:
+        result = subprocess.run(engine.argv(*args), input=input, capture_output=True, timeout=timeout, env=engine.environment())
+    except subprocess.TimeoutExpired:
+        if not engine.host:
+            raise
+        raise DockerError(engine.describe(f"docker {' '.join(args[:3])} ... gave no answer within {timeout} s")) from None
     if check and result.returncode != 0:
-        raise DockerError(f"docker {' '.join(args[:3])} ... failed: {result.stderr.decode(errors='replace').strip()}")
+        raise DockerError(engine.describe(f"docker {' '.join(args[:3])} ... failed: {result.stderr.decode(errors='replace').strip()}"))
     return result.stdout.decode(errors="replace")
 
 
@@ -46,7 +81,7 @@ def _uploads_tar(uploads: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def create_network(inputs: dict[str, Any]) -> None:
+def create_network(inputs: dict[str, Any], engine: Engine = DEFAULT_ENGINE) -> None:
     args = ["network", "create", "--driver", inputs.get("driver", "bridge"), *_label_args(inputs.get("labels", []))]
     if inputs.get("internal"):
         args.append("--internal")
@@ -54,11 +89,11 @@ def create_network(inputs: dict[str, Any]) -> None:
         args += ["--subnet", ipam["subnet"]]
         if ipam.get("gateway"):
             args += ["--gateway", ipam["gateway"]]
-    docker(*args, inputs["name"])
+    docker(*args, inputs["name"], engine=engine)
 
 
-def create_volume(inputs: dict[str, Any]) -> None:
-    docker("volume", "create", *_label_args(inputs.get("labels", [])), inputs["name"])
+def create_volume(inputs: dict[str, Any], engine: Engine = DEFAULT_ENGINE) -> None:
+    docker("volume", "create", *_label_args(inputs.get("labels", [])), inputs["name"], engine=engine)
 
 
 MIB = 1024 * 1024
@@ -184,47 +219,49 @@ def container_create_args(inputs: dict[str, Any]) -> list[str]:
     return args
 
 
-def container_logs(name: str, tail: int | None = None) -> str:
+def container_logs(name: str, tail: int | None = None, engine: Engine = DEFAULT_ENGINE) -> str:
     """Both of the container's output streams, as `docker logs` prints them to a terminal."""
-    args = ["docker", "logs", *(["--tail", str(tail)] if tail else []), name]
-    return subprocess.run(args, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    args = engine.argv("logs", *(["--tail", str(tail)] if tail else []), name)
+    return subprocess.run(args, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=engine.environment()).stdout
 
 
-def wait_healthy(name: str, timeout: float) -> None:
+def wait_healthy(name: str, timeout: float, engine: Engine = DEFAULT_ENGINE) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = json.loads(docker("inspect", "--format", "{{json .State}}", name))
+        state = json.loads(docker("inspect", "--format", "{{json .State}}", name, engine=engine))
         health = (state.get("Health") or {}).get("Status")
         if health == "healthy":
             return
         if health == "unhealthy":
             probes = (state.get("Health") or {}).get("Log") or [{}]
-            raise DockerError(f"{name} is unhealthy; last check said: {probes[-1].get('Output', '').strip()[:500]}")
+            raise DockerError(engine.describe(f"{name} is unhealthy; last check said: {probes[-1].get('Output', '').strip()[:500]}"))
         if not state.get("Running"):
-            raise DockerError(f"{name} stopped while starting: {container_logs(name, 30)}")
+            raise DockerError(engine.describe(f"{name} stopped while starting: {container_logs(name, 30, engine)}"))
         time.sleep(1)
-    raise DockerError(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n{container_logs(name, 30)}")
+    raise DockerError(engine.describe(f"{name} was not healthy within {timeout:.0f} s; last log lines:\n"
+                                      f"{container_logs(name, 30, engine)}"))
 
 
-def run_container(inputs: dict[str, Any], fail_on_exit: bool = True) -> int | None:
+def run_container(inputs: dict[str, Any], fail_on_exit: bool = True, engine: Engine = DEFAULT_ENGINE) -> int | None:
     """Creates, attaches, fills and starts the container; for `attach`, waits for it to end and
     returns its exit code (a non-zero one raises unless fail_on_exit is False: pulumi-docker
     records it and leaves the verdict to the program; the replay has no program to decide)."""
     name = inputs["name"]
-    docker(*container_create_args(inputs))
+    docker(*container_create_args(inputs), engine=engine)
     for extra in inputs.get("networksAdvanced", [])[1:]:
         aliases = [a for alias in extra.get("aliases") or [] for a in ("--alias", alias)]
-        docker("network", "connect", "--ip", extra["ipv4Address"], *aliases, extra["name"], name)
+        docker("network", "connect", "--ip", extra["ipv4Address"], *aliases, extra["name"], name, engine=engine)
     if inputs.get("uploads"):
-        docker("cp", "-", f"{name}:/", input=_uploads_tar(inputs["uploads"]))
+        docker("cp", "-", f"{name}:/", input=_uploads_tar(inputs["uploads"]), engine=engine)
     if inputs.get("start") is False:
         return None
-    docker("start", name)
+    docker("start", name, engine=engine)
     if inputs.get("attach"):
-        code = int(docker("wait", name, timeout=int(inputs.get("waitTimeout", 180))).strip())
+        code = int(docker("wait", name, timeout=int(inputs.get("waitTimeout", 180)), engine=engine).strip())
         if code != 0 and fail_on_exit:
-            raise DockerError(f"one-shot {name} exited {code}: {container_logs(name)}")
+            raise DockerError(engine.describe(f"one-shot {name} exited {code}: {container_logs(name, engine=engine)}"))
         return code
     if inputs.get("wait"):
-        wait_healthy(name, float(inputs.get("waitTimeout", 180)))
+        wait_healthy(name, float(inputs.get("waitTimeout", 180)), engine)
     return None
