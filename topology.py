@@ -47,10 +47,9 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
     networks = SegmentedNetworks(prefix, cfg.networks, hosts=hosts, fabric_host=placement.hosts[0].name, overlay=placement.multi_host,
                                  encrypted=cfg.overlay_encrypted, offsite_remote=cfg.backups.offsite.host is not None)
     ca = InternalCA(f"{prefix}-ca", organization="MediSys")
-    placed = {"networks": networks, "placement": placement, "hosts": hosts}
 
     backups = DatabaseBackups(
-        f"{prefix}-backup", cfg.backups, **placed, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
+        f"{prefix}-backup", cfg.backups, networks=networks, placement=placement, hosts=hosts, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
     )
     postgres = PostgresCluster(
         f"{prefix}-pg",
@@ -58,7 +57,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         image=cfg.images.ref("postgres"),
         etcd_image=cfg.images.ref("etcd"),
         proxy_image=cfg.images.ref("haproxy"),
-        **placed,
+        networks=networks, placement=placement, hosts=hosts,
         ca=ca,
         backups=backups,
         protect_data=cfg.protect_data,
@@ -70,7 +69,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         members=postgres.members,
     )
     redis = RedisCluster(
-        f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), **placed, ca=ca, protect_data=cfg.protect_data
+        f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, placement=placement, hosts=hosts, ca=ca, protect_data=cfg.protect_data
     )
 
     if edge_certificate is None:
@@ -84,7 +83,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-lb",
         cfg.load_balancer,
         image=cfg.images.ref("haproxy"),
-        **placed,
+        networks=networks, placement=placement, hosts=hosts,
         backend=Backend(APP_SERVICE_ALIAS, cfg.app.port, max_servers=config.MAX_APP_SERVERS),
         certificate_pem=edge_certificate.certificate_pem,
         private_key_pem=edge_certificate.private_key_pem,
@@ -94,7 +93,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         f"{prefix}-app",
         cfg.app,
         image=cfg.app.image or cfg.images.ref("app"),
-        **placed,
+        networks=networks, placement=placement, hosts=hosts,
         connections=AppConnections(
             # The leader-following endpoint: its write port reaches whichever member leads, its
             # read port the streaming replicas.
@@ -127,7 +126,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         cfg.monitoring,
         images={s: cfg.images.ref(s) for s in ("prometheus", "alertmanager", "postgres-exporter", "redis-exporter")},
         grafana_image=grafana_image,
-        **placed,
+        networks=networks, placement=placement, hosts=hosts,
         targets=ScrapeTargets(
             load_balancers=load_balancer.metrics_targets,
             load_balancer_tls_addresses=[f"https://{a}:443/health" for a in load_balancer.management_addresses],

@@ -149,12 +149,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         self._hosts = hosts
         self._child = pulumi.ResourceOptions(parent=self)
         self._agent_place = placement["backup-agent"]
-        self.repository = docker.Volume(
-            f"{name}-repository",
-            name=f"{name}-repository",
-            labels=[docker.VolumeLabelArgs(label="medisys.role", value="backup-repo")],
-            opts=hosts.options(self._agent_place.host, self, protect=protect_data),
-        )
+        self.repository = hosts.volume(f"{name}-repository", "backup-repo", self._agent_place.host, self, protect=protect_data)
         cipher = random.RandomPassword(f"{name}-cipher-pass", length=CIPHER_PASS_LENGTH, special=False, opts=self._child)
         self.cipher_file = ConfigFile(CIPHER_PATH, cipher.result.apply(lambda p: f"[global]\nrepo1-cipher-pass={p}\n"), secret=True)
         self.repository_mount = docker.ContainerVolumeArgs(volume_name=self.repository.name, container_path=REPOSITORY_PATH)
@@ -189,11 +184,8 @@ class DatabaseBackups(pulumi.ComponentResource):
 
     def _start_sftp_server(self, image: str, protect_data: bool) -> docker.Container:
         """The in-stack offsite target: sshd (SFTP only, this one client key) on the offsite segment."""
-        self.offsite_repository = docker.Volume(
-            f"{self._name}-offsite-repository",
-            name=f"{self._name}-offsite-repository",
-            labels=[docker.VolumeLabelArgs(label="medisys.role", value="offsite-repo")],
-            opts=self._hosts.options(self._placement["offsite-sftp"].host, self, protect=protect_data),
+        self.offsite_repository = self._hosts.volume(
+            f"{self._name}-offsite-repository", "offsite-repo", self._placement["offsite-sftp"].host, self, protect=protect_data
         )
         spec = ServiceSpec(
             role="offsite-sftp",

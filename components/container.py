@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from components.hosts import host_label
 from components.templates import TEMPLATE_DIR
 from config import Resources
 
@@ -93,7 +94,7 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         healthcheck = docker.ContainerHealthcheckArgs(
             tests=["CMD", *spec.healthcheck], interval="5s", timeout="3s", retries=5, start_period="10s"
         )
-    extra_labels = {**spec.labels, **({"medisys.one-shot": "true"} if spec.one_shot else {})}
+    extra_labels = {**spec.labels, **host_label(opts), **({"medisys.one-shot": "true"} if spec.one_shot else {})}
     return docker.Container(
         name,
         name=container_name,

@@ -35,8 +35,28 @@ class DockerHosts(pulumi.ComponentResource):
                 ssh_opts=["-o", "BatchMode=yes"] if (host.docker_host or "").startswith("ssh://") else None,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            # Read back by host_label: the host a container or volume is created on.
+            self.providers[host.name].medisys_host = host.name  # type: ignore[attr-defined]
         self.register_outputs({"hosts": [h.name for h in hosts]})
+
+    def volume(self, name: str, role: str, host: str, parent: pulumi.Resource, protect: bool = False) -> docker.Volume:
+        """A named volume on `host` (volumes are local to their host). No host label: a label change
+        would replace the volume, and data never moves between hosts by a replacement."""
+        return docker.Volume(
+            name,
+            name=name,
+            labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
+            opts=self.options(host, parent, protect=protect),
+        )
 
     def options(self, host: str, parent: pulumi.Resource, **more: object) -> pulumi.ResourceOptions:
         """Child options that create a resource on `host`'s engine."""
         return pulumi.ResourceOptions(parent=parent, provider=self.providers[host], **more)  # type: ignore[arg-type]
+
+
+def host_label(opts: pulumi.ResourceOptions) -> dict[str, str]:
+    """`medisys.host` for a resource created through a host's provider. Upstream pulumi-docker does
+    not replace a resource whose provider's host changed (it updates the provider in place), so a
+    move to another host must change an input that forces replacement: this label."""
+    host = getattr(opts.provider, "medisys_host", None)
+    return {"medisys.host": host} if host else {}

@@ -117,17 +117,11 @@ class LoadBalancerTier(pulumi.ComponentResource):
             # Edge 1 keeps the single-host names, so a stack that grows hosts keeps its first edge.
             edge = name if index == 1 else f"{name}-{index}"
             place, job_place = placement[f"edge-{index}"], placement[f"edge-config-{index}"]
-            on_host = hosts.options(place.host, self)
             management_address = place.on("management")
             config_text = render_haproxy_cfg(args, backend, management_address)
             # Releases of the config and certificate, the `current` link and the master CLI socket:
             # a volume of the edge's own host, which its config job (on that host too) fills.
-            runtime = docker.Volume(
-                f"{edge}-runtime",
-                name=f"{edge}-runtime",
-                labels=[docker.VolumeLabelArgs(label="medisys.role", value="load-balancer-runtime")],
-                opts=on_host,
-            )
+            runtime = hosts.volume(f"{edge}-runtime", "load-balancer-runtime", place.host, self)
             release = ConfigRelease(
                 image=image,
                 volume=runtime,

@@ -223,7 +223,7 @@ class MonitoringStack(pulumi.ComponentResource):
         def on_host(slot: str, **more: Any) -> pulumi.ResourceOptions:
             return hosts.options(placement[slot].host, self, **more)
 
-        def exporter(role: str, host: int, spec_fields: dict[str, Any]) -> docker.Container:
+        def exporter(role: str, host: str, spec_fields: dict[str, Any]) -> docker.Container:
             spec = ServiceSpec(
                 role=role,
                 resources=EXPORTER_RESOURCES,
@@ -399,12 +399,7 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def _volume(self, name: str, role: str, slot: str) -> docker.Volume:
         """A volume on the host of the container (slot) that mounts it."""
-        return docker.Volume(
-            f"{name}-{role}",
-            name=f"{name}-{role}",
-            labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
-            opts=self._hosts.options(self._placement[slot].host, self),
-        )
+        return self._hosts.volume(f"{name}-{role}", role, self._placement[slot].host, self)
 
     def _grafana(
         self,

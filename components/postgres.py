@@ -311,12 +311,7 @@ class PostgresCluster(pulumi.ComponentResource):
         ).apply(lambda p: render_patroni_secrets(*p))
 
         def volume(role: str, suffix: str, protect: bool, host: str) -> docker.Volume:
-            return docker.Volume(
-                f"{name}-{suffix}",
-                name=f"{name}-{suffix}",
-                labels=[docker.VolumeLabelArgs(label="medisys.role", value=role)],
-                opts=hosts.options(host, self, protect=protect),
-            )
+            return hosts.volume(f"{name}-{suffix}", role, host, self, protect=protect)
 
         def tls_files(server: str, address: str, directory: str = TLS_DIR) -> list[ConfigFile]:
             # The endpoint's name and address too: clients verify-full through it to whichever member leads.

@@ -83,12 +83,7 @@ class RedisCluster(pulumi.ComponentResource):
         for index, (address, place) in enumerate(zip(self.addresses, places), start=1):
             node = f"{name}-{index}"
             cert = ca.issue(f"{node}-tls", node, dns_names=[node], ip_addresses=[address])
-            data = docker.Volume(
-                f"{node}-data",
-                name=f"{node}-data",
-                labels=[docker.VolumeLabelArgs(label="medisys.role", value="redis-data")],
-                opts=hosts.options(place.host, self, protect=protect_data),
-            )
+            data = hosts.volume(f"{node}-data", "redis-data", place.host, self, protect=protect_data)
             spec = ServiceSpec(
                 role="redis",
                 image=image,

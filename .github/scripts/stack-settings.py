@@ -2,12 +2,13 @@
 
     venv/bin/python .github/scripts/stack-settings.py STACK
 
-The stack file stays the only source: the Docker host (`docker:host`), its client certificate
+The stack file stays the only source: the Docker hosts (`medisys:hosts`), a client certificate
 directory (`docker:certPath`), and where pulumi-postgresql connects (`medisys:postgres.admin_host`
 and `admin_port`, validated by config.py). When that is the loopback address, the job must open
 a tunnel to the primary, whose address the program derives from the database subnet.
 
-Keys: docker_host, docker_cert_path, ssh_target (user@host of an ssh:// Docker host),
+Keys: docker_host, docker_cert_path, ssh_target (user@host of the first ssh:// Docker host),
+ssh_targets (every ssh:// host, space-separated),
 ssh_port, db_admin_host, db_admin_port, db_tunnel (true when a loopback tunnel is needed),
 db_primary (host:port at the far end of that tunnel: the leader-following endpoint).
 """
@@ -27,7 +28,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def settings(stack: str) -> dict[str, str]:
     # The program's own validation and address plan, so CI and `pulumi up` agree.
     import config
-    from components.postgres import PORT, PROXY_HOST_NUMBER
+    import placement
+    from components.postgres import PORT
 
     path = ROOT / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -36,12 +38,15 @@ def settings(stack: str) -> dict[str, str]:
     raw = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("medisys:")}
     cfg = config.load(raw, stack)
 
-    docker_host = str(values.get("docker:host", ""))
-    url = urlsplit(docker_host)
-    ssh_target, ssh_port = "", ""
-    if url.scheme == "ssh":
-        ssh_target = f"{url.username}@{url.hostname}" if url.username else str(url.hostname)
-        ssh_port = str(url.port or "")
+    # Every host of medisys:hosts; docker_host/ssh_target name the first (the Swarm's first manager).
+    engines = [h.docker_host or "" for h in cfg.hosts]
+    docker_host = engines[0]
+    targets = []
+    for engine in engines:
+        url = urlsplit(engine)
+        if url.scheme == "ssh":
+            targets.append((f"{url.username}@{url.hostname}" if url.username else str(url.hostname), str(url.port or "")))
+    ssh_target, ssh_port = targets[0] if targets and engines[0].startswith("ssh://") else ("", "")
 
     admin_host = cfg.postgres.admin_host or ""
     tunnel = admin_host in LOOPBACK
@@ -49,11 +54,12 @@ def settings(stack: str) -> dict[str, str]:
         "docker_host": docker_host,
         "docker_cert_path": str(values.get("docker:certPath", "")),
         "ssh_target": ssh_target,
+        "ssh_targets": " ".join(t for t, _ in targets),
         "ssh_port": ssh_port,
         "db_admin_host": admin_host,
         "db_admin_port": str(cfg.postgres.admin_port),
         "db_tunnel": "true" if tunnel else "false",
-        "db_primary": f"{cfg.networks.host('database', PROXY_HOST_NUMBER)}:{PORT}" if tunnel else "",
+        "db_primary": f"{placement.plan(cfg)['postgres-proxy'].on('database')}:{PORT}" if tunnel else "",
     }
 
 

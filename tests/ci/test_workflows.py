@@ -428,17 +428,15 @@ def stack_settings(stack: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
 
-def test_staging_is_reached_over_ssh_and_prod_with_client_certificates() -> None:
-    """The workflows pass an SSH key for staging and TLS client certificates for prod."""
+def test_staging_and_prod_reach_every_one_of_their_hosts_over_ssh() -> None:
+    """The workflows pass one SSH key and pinned host keys for every Docker host of the stack."""
     for stack in STACKS:
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert not any(key.startswith("docker:") for key in config), "the program reads hosts from medisys:hosts only"
         found = stack_settings(stack)
-        assert found["docker_host"] == config["docker:host"]
-        if stack == "staging":
-            assert found["docker_host"].startswith("ssh://") and found["ssh_target"]
-        else:
-            assert found["docker_host"].startswith("tcp://")
-            assert found["docker_cert_path"] == config["docker:certPath"] != ""
+        engines = [h["docker_host"] for h in config["medisys:hosts"]]
+        assert found["docker_host"] == engines[0] and all(e.startswith("ssh://") for e in engines)
+        assert found["ssh_targets"].split() == [e.removeprefix("ssh://") for e in engines]
         if found["db_tunnel"] == "true":
             assert found["db_admin_host"] == "127.0.0.1"
             assert found["db_primary"].endswith(":5432")

@@ -38,7 +38,9 @@ start() {
 }
 ready() { REDIS_NODE_CONF=/tmp/n$1/redis.conf sh /scripts/redis-node.sh ready; }
 wait_ready() { for _ in $(seq 1 100); do ready "$1" && return 0; sleep 0.3; done; return 1; }
-form() { NODES="$1" MASTERS=3 REPLICAS_PER_MASTER=$2 sh /scripts/form-redis-cluster.sh > /tmp/form.log 2>&1; echo "rc=$?"; cat /tmp/form.log; }
+# SHARDS as the placement plan writes it: shard s is master .3s with, for one replica, replica .3(s+3).
+shards() { if [ "$1" = 0 ]; then echo "$(addr 31 32 33)"; else echo "127.0.0.31:6379,127.0.0.34:6379 127.0.0.32:6379,127.0.0.35:6379 127.0.0.33:6379,127.0.0.36:6379"; fi; }
+form() { NODES="$1" SHARDS="$(shards "$2")" MASTERS=3 REPLICAS_PER_MASTER=$2 sh /scripts/form-redis-cluster.sh > /tmp/form.log 2>&1; echo "rc=$?"; cat /tmp/form.log; }
 addr() { for n in "$@"; do printf '127.0.0.%s:6379 ' "$n"; done; }
 
 for n in 31 32 33 34 35 36; do start $n; done
@@ -49,6 +51,7 @@ echo "== again"; form "$(addr 31 32 33)" 0
 echo "== add replicas"; form "$(addr 31 32 33 34 35 36)" 1
 echo "known=$(on 31 cluster info | sed -n 's/^cluster_known_nodes://p')"
 echo "replicas=$(on 31 cluster nodes | grep -c slave)"
+for n in 34 35 36; do echo "replica-of-$n=$(on $n info replication | sed -n 's/^master_host://p')"; done
 for n in 31 32 33 34 35 36; do wait_ready $n || echo "not-ready=$n"; done
 
 replica=$(on 31 info replication | sed -n 's/^slave0:ip=\([^,]*\),.*/\1/p')

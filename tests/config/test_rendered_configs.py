@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import config
+import placement
 from components.backups import OffsiteEndpoint, agent_pg_hosts, member_pg_host, render_offsite_conf, render_pgbackrest_conf
 from components.load_balancer import Backend, render_haproxy_cfg
 from components.monitoring import ScrapeTargets, render_alertmanager_yml, render_blackbox_yml, render_prometheus_yml, rule_files
@@ -101,10 +102,11 @@ def test_postgres_reports_a_misspelt_setting(tmp_path):
     assert result.returncode != 0
 
 
-PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, CFG.networks.host)
+PLACEMENT = placement.plan(CFG)
+PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, PLACEMENT.address)
 # The same plan on loopback addresses: the check runs in a container without a network, and
 # Patroni's validation connects to every etcd endpoint (stand-in listeners answer there).
-LOCAL_PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n}")
+LOCAL_PLAN = cluster_plan("medisys-dev-pg", CFG.postgres, lambda slot, segment: f"127.0.0.{placement.HOST_NUMBERS[slot]}")
 PATRONI_CHECK = """
 for host in $ETCD_HOSTS; do
   python3 -c "import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 2379)); s.listen(); time.sleep(60)" "$host" &
@@ -177,7 +179,7 @@ def test_etcd_members_form_a_tls_cluster_from_the_rendered_commands(tmp_path):
     from tests.config.conftest import image
 
     # The same commands on loopback addresses (the test container has no network).
-    plan = cluster_plan("medisys-dev-pg", CFG.postgres, lambda segment, n: f"127.0.0.{n - 4}")
+    plan = cluster_plan("medisys-dev-pg", CFG.postgres, lambda slot, segment: f"127.0.0.{placement.HOST_NUMBERS[slot] - 4}")
     # etcd checks a peer's certificate against the address it connects from; here every member
     # connects from 127.0.0.1 (on the database segment each has its own address, in its certificate).
     certs = issue_test_certificates("etcd", ["etcd"], [a for _, a in plan.etcd] + ["127.0.0.1"])
@@ -244,8 +246,8 @@ def test_redis_refuses_a_broken_configuration(tmp_path):
 
 def scrape_targets() -> ScrapeTargets:
     return ScrapeTargets(
-        load_balancer="10.0.3.10:8404",
-        load_balancer_tls_address="https://10.0.3.10:443/health",
+        load_balancers=["10.0.3.10:8404"],
+        load_balancer_tls_addresses=["https://10.0.3.10:443/health"],
         load_balancer_server_name="localhost",
         app_servers=[("app-1", "10.0.3.21:8080"), ("app-2", "10.0.3.22:8080")],
         postgres_servers=["10.0.2.10:5432", "10.0.2.11:5432"],  # every member
@@ -266,14 +268,14 @@ def prometheus_tree(tmp_path: Path, prometheus_yml: str) -> Path:
 
 
 def test_promtool_accepts_the_rendered_prometheus_configuration(tmp_path):
-    root = prometheus_tree(tmp_path, render_prometheus_yml(CFG.monitoring, scrape_targets(), CFG.networks.host))
+    root = prometheus_tree(tmp_path, render_prometheus_yml(CFG.monitoring, scrape_targets(), PLACEMENT.address))
     result = run_in_image("prometheus", "promtool check config /etc/prometheus/prometheus.yml", {root: "/etc/prometheus"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_promtool_rejects_a_broken_prometheus_configuration(tmp_path):
-    broken = render_prometheus_yml(CFG.monitoring, scrape_targets(), CFG.networks.host).replace("scrape_interval: 15s", "scrape_interval: soon")
+    broken = render_prometheus_yml(CFG.monitoring, scrape_targets(), PLACEMENT.address).replace("scrape_interval: 15s", "scrape_interval: soon")
     root = prometheus_tree(tmp_path, broken)
     result = run_in_image("prometheus", "promtool check config /etc/prometheus/prometheus.yml", {root: "/etc/prometheus"})
     assert result.returncode != 0
