@@ -118,6 +118,8 @@ def test_the_job_adds_empty_nodes_as_replicas_of_a_healthy_cluster(run):
     added = section(run, "add replicas")
     assert added.startswith("rc=0\n") and "replicas added" in added, run
     assert "known=6" in added and "replicas=3" in added, run
+    # Each replica follows the master SHARDS pairs it with (the plan keeps them on different hosts).
+    assert all(f"replica-of-{r}=127.0.0.{m}" in added for r, m in ((34, 31), (35, 32), (36, 33))), run
     assert "not-ready=" not in added, run
 
 
