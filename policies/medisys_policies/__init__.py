@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import audit, backups, exposure, failover, hardening, meta, monitoring, secrets, sizing, tls
+from . import audit, backups, exposure, failover, hardening, meta, monitoring, placement, secrets, sizing, tls
 
 ALL_POLICIES: list[Policy] = [
     *tls.POLICIES,
@@ -21,6 +21,7 @@ ALL_POLICIES: list[Policy] = [
     *secrets.POLICIES,
     *meta.POLICIES,
     *audit.POLICIES,
+    *placement.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES"]

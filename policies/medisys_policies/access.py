@@ -235,7 +235,11 @@ class _WatchedSequence(Sequence):  # type: ignore[type-arg]
         return len(self._target)
 
 
-def watch(props: Mapping[str, Any], reads: UnknownReads, owner: Any = None) -> Mapping[str, Any]:
+def watch(
+    props: Mapping[str, Any], reads: UnknownReads, owner: Any = None, prefix: tuple[str, ...] = ()
+) -> Mapping[str, Any]:
     """`props` as checks see them: every unknown value read is recorded in `reads` (with its
-    path from the top of `props`) before `UnknownValueError` reaches the reader."""
-    return _WatchedMapping(props, (), reads, owner)
+    path from the top of `props`, after `prefix`) before `UnknownValueError` reaches the reader.
+    `prefix` names where the props hang from the owner, e.g. ("provider",) for the props of the
+    provider a resource is created through, so a message says `provider.host`."""
+    return _WatchedMapping(props, tuple(prefix), reads, owner)

@@ -54,6 +54,7 @@ _ALL: Final = [
     _hipaa("164.312(d)", "Person or entity authentication"),
     _hipaa("164.312(e)(1)", "Transmission security"),
     _hipaa("164.308(a)(7)", "Contingency plan (data backup, disaster recovery)"),
+    _cis("2.7", "Ensure TLS authentication for Docker daemon is configured"),
     _cis("4.1", "Ensure that a user for the container has been created"),
     _cis("5.2", "Ensure that, if applicable, an AppArmor Profile is enabled"),
     _cis("5.4", "Ensure that Linux kernel capabilities are restricted within containers"),
@@ -142,6 +143,16 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     "policy-config-matches-stack": (B,),
     "monitoring-stack-present": (B, A7),  # alerts and dashboards: who sees a failure or breach
     "audit-access-logging": (B,),  # who reached the database and the site, when, from where
+    # placement on several Docker hosts: one host lost leaves every service running elsewhere
+    # (164.308(a)(7)(ii)(C) emergency mode operation), and the traffic between hosts and to the
+    # engines is protected. 2.7 is the daemon's side of TLS: the pack sees the client side only (the
+    # provider presents a certificate and trusts a CA); that the engine runs --tlsverify is the
+    # host's configuration, outside the preview.
+    "placement-minimum-hosts": (A7,),
+    "placement-anti-affinity": (A7,),
+    "placement-segments-span-hosts": (A1, A7),  # segments stay Docker networks, not published ports
+    "placement-overlay-encrypted": (E1, C1),  # IPsec (ESP) between hosts: confidentiality and integrity
+    "placement-engine-transport": (E1, *_c("2.7"), A1),  # the Docker API is root on its host
 }
 
 

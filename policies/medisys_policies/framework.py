@@ -36,7 +36,7 @@ from pulumi_policy import (
 from .access import UnknownReads, UnknownValueError, watch
 from .compliance import controls_for, tags_for
 from .settings import Schema, Settings
-from .shapes import Resource, resources_of
+from .shapes import PROVIDER_TYPE_PREFIX, Resource, provider_of, resources_of
 
 ResourceCheck = Callable[[Resource, Settings, "Reporter"], None]
 StackCheck = Callable[[list[Resource], Settings, "Reporter"], None]
@@ -169,11 +169,16 @@ def resource_policy(
         def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
             if args.resource_type not in types:
                 return
-            plain = Resource(args.resource_type, args.name, args.urn, args.props)
+            plain = Resource(args.resource_type, args.name, args.urn, args.props, provider_of(args.provider))
             reporter = Reporter(report_violation, plain)
             settings = Settings(args.get_config(), config)
             reads = UnknownReads()
-            resource = Resource(plain.type, plain.name, plain.urn, watch(plain.props, reads))
+            provider = plain.provider
+            if provider is not None:  # its unknowns are this resource's: `provider.host`
+                provider = Resource(
+                    provider.type, provider.name, provider.urn, watch(provider.props, reads, prefix=("provider",))
+                )
+            resource = Resource(plain.type, plain.name, plain.urn, watch(plain.props, reads), provider)
 
             def run() -> None:
                 if roles is not None and resource.role not in roles:
@@ -199,6 +204,21 @@ def resource_policy(
     return wrap
 
 
+def _watched_stack(views: list[Resource], reads: UnknownReads) -> list[Resource]:
+    """The stack's resources as checks see them. A resource's provider props (the inputs of the
+    provider it is created through) are watched on behalf of that provider resource, so an
+    unknown `host` is reported once, against the provider, whichever resource it was read from."""
+    providers = {v.urn: v for v in views if v.type.startswith(PROVIDER_TYPE_PREFIX)}
+    watched = []
+    for view in views:
+        provider = view.provider
+        if provider is not None:
+            owner = providers.setdefault(provider.urn, provider)  # one owner per provider URN
+            provider = Resource(provider.type, provider.name, provider.urn, watch(provider.props, reads, owner=owner))
+        watched.append(Resource(view.type, view.name, view.urn, watch(view.props, reads, owner=view), provider))
+    return watched
+
+
 def stack_policy(
     name: str,
     *,
@@ -214,10 +234,7 @@ def stack_policy(
             reporter = Reporter(report_violation, f"Stack '{current_stack()}'")
             settings = Settings(args.get_config(), config)
             reads = UnknownReads()
-            resources = [
-                Resource(r.type, r.name, r.urn, watch(r.props, reads, owner=r))
-                for r in resources_of(list(args.resources))
-            ]
+            resources = _watched_stack(resources_of(list(args.resources)), reads)
             _run_guarded(name, reporter, reads, lambda: check(resources, settings, reporter))
 
         REGISTRY[name] = PolicyInfo(name, "stack", config)

@@ -19,12 +19,17 @@ CONTAINER: Final = "docker:index/container:Container"
 NETWORK: Final = "docker:index/network:Network"
 VOLUME: Final = "docker:index/volume:Volume"
 RANDOM_PASSWORD: Final = "random:index/randomPassword:RandomPassword"
+# The pulumi-docker provider: one explicit provider per Docker host (engine). The engine names
+# the default provider it creates for resources without one "default" or "default_<version>".
+DOCKER_PROVIDER: Final = "pulumi:providers:docker"
+PROVIDER_TYPE_PREFIX: Final = "pulumi:providers:"
 
 KIND_NAMES: Final = {
     CONTAINER: "Container",
     NETWORK: "Network",
     VOLUME: "Volume",
     RANDOM_PASSWORD: "RandomPassword",
+    DOCKER_PROVIDER: "Provider",
 }
 
 ROLE_LABEL: Final = "medisys.role"
@@ -115,12 +120,18 @@ class ConfigFile:
 
 @dataclass(frozen=True)
 class Resource:
-    """A read-only view of one resource (inputs in resource policies, outputs in stack ones)."""
+    """A read-only view of one resource (inputs in resource policies, outputs in stack ones).
+
+    `provider` is the provider resource it is created through, as the engine reports it
+    (pulumi-policy's `provider`: the provider's type, name, URN and inputs); None when the
+    engine sent none. A resource without an explicit provider gets the engine's default
+    provider (named "default..."), so None only occurs outside the engine."""
 
     type: str
     name: str
     urn: str
     props: Mapping[str, Any]
+    provider: Resource | None = None
 
     @property
     def kind(self) -> str:
@@ -226,9 +237,19 @@ class Resource:
         return [item for _, item in elements(value) if isinstance(item, str)]
 
 
+def provider_of(provider: Any) -> Resource | None:
+    """A view of the `PolicyProviderResource` a resource is created through (None stays None)."""
+    if provider is None:
+        return None
+    return Resource(provider.resource_type, provider.name, provider.urn, provider.props)
+
+
 def resources_of(resources: list[Any]) -> list[Resource]:
-    """Views of the `PolicyResource`s a stack policy receives."""
-    return [Resource(r.resource_type, r.name, r.urn, r.props) for r in resources]
+    """Views of the `PolicyResource`s a stack policy receives, each with its provider."""
+    return [
+        Resource(r.resource_type, r.name, r.urn, r.props, provider_of(getattr(r, "provider", None)))
+        for r in resources
+    ]
 
 
 def containers(resources: list[Resource], role: str | None = None) -> list[Resource]:

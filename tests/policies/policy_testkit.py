@@ -8,13 +8,16 @@ Each test takes the baseline, changes one thing, and asserts on the message.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path as FilePath
 from typing import Any
 
 from medisys_policies import ALL_POLICIES
 from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -35,6 +38,7 @@ CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+PROVIDER = "pulumi:providers:docker"
 
 STACK = "prod"
 PREFIX = f"medisys-{STACK}"
@@ -361,6 +365,110 @@ def baseline_stack() -> list[tuple[str, str, dict[str, Any]]]:
     return resources
 
 
+# --- several Docker hosts ------------------------------------------------------------------------
+
+HOST_NAMES = ("h1", "h2", "h3")
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n"
+CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
+KEY_PEM = f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n"  # never in a message
+DEFAULT_PROVIDER = "default_5_2_0"  # how the engine names the default docker provider
+
+
+def host_provider_name(host: str) -> str:
+    return f"{PREFIX}-host-{host}"
+
+
+def docker_provider(host: str | None, **overrides: Any) -> dict[str, Any]:
+    """Inputs of a pulumi-docker provider as the program sends them: TLS material for tcp://,
+    the ssh options pulumi-docker's SDK JSON-encodes for ssh://."""
+    props: dict[str, Any] = {"version": "5.2.0"}
+    if host is not None:
+        props["host"] = host
+    if host is not None and host.startswith("tcp://"):
+        props |= {"caMaterial": CA_PEM, "certMaterial": CERT_PEM, "keyMaterial": KEY_PEM}
+    if host is not None and host.startswith("ssh://"):
+        props["sshOpts"] = json.dumps(["-o", "BatchMode=yes"])
+    props.update(overrides)
+    return props
+
+
+HOST_ENGINES = {
+    "h1": "tcp://10.99.0.11:2376",
+    "h2": "ssh://deploy@db2.medisys.internal",
+    "h3": "tcp://10.99.0.13:2376",
+}
+REDIS_ADDRESSES = {index: f"10.30.0.{30 + index}" for index in range(1, 7)}
+# Shard s: master redis-s on host s, its replica redis-(s+3) on host s+1 (placement.py's pairing).
+REDIS_SHARDS = [(1, 4), (2, 5), (3, 6)]
+
+
+def shards_env(shards: Sequence[Sequence[int]] = REDIS_SHARDS) -> str:
+    return "SHARDS=" + " ".join(",".join(f"{REDIS_ADDRESSES[i]}:6379" for i in shard) for shard in shards)
+
+
+def redis_node(index: int) -> dict[str, Any]:
+    props = container("redis", f"{PREFIX}-redis-{index}")
+    props["networksAdvanced"] = [
+        {"name": f"{PREFIX}-database", "aliases": ["redis"], "ipv4Address": REDIS_ADDRESSES[index]}
+    ]
+    return props
+
+
+def multi_host_stack() -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, str]]:
+    """A compliant prod stack on three Docker hosts, and which provider each resource is created
+    through: encrypted attachable overlays (created through h1), one PostgreSQL and one etcd member
+    per host, each Redis replica on the host after its master's, three app servers, two edges."""
+    resources: list[tuple[str, str, dict[str, Any]]] = []
+    hosts: dict[str, str] = {}
+
+    def add(resource_type: str, name: str, props: dict[str, Any], host: str) -> None:
+        resources.append((resource_type, name, props))
+        hosts[name] = host_provider_name(host)
+
+    for host in HOST_NAMES:
+        resources.append((PROVIDER, host_provider_name(host), docker_provider(HOST_ENGINES[host])))
+    for segment in SEGMENT_SUBNETS:
+        add(NETWORK, f"net-{segment}", network(segment, driver="overlay", attachable=True, options={"encrypted": ""}), "h1")
+    for role, host in (("postgres-data", "h1"), ("backup-repo", "h3"), ("redis-data", "h1")):
+        add(VOLUME, f"vol-{role}", volume(role), host)
+    singles = {
+        "postgres-proxy": "h1",
+        "postgres-backup": "h3",
+        "prometheus": "h3",
+        "alertmanager": "h3",
+        "grafana": "h3",
+        "postgres-exporter": "h3",
+        "redis-exporter": "h3",
+    }
+    for role, host in singles.items():
+        add(CONTAINER, role, container(role), host)
+    former = container("redis-cluster-init")
+    former["envs"] = [*former["envs"], shards_env()]
+    add(CONTAINER, "redis-cluster-init", former, "h1")
+    for index, host in enumerate(HOST_NAMES, start=1):
+        add(CONTAINER, f"app-{index}", container("app", f"{PREFIX}-app-{index}"), host)
+        add(CONTAINER, f"pg-{index}", container("postgres", f"{PREFIX}-pg-{index}"), host)
+        add(CONTAINER, f"etcd-{index}", container("etcd", f"{PREFIX}-pg-etcd-{index}"), host)
+    for index, host in ((1, "h1"), (2, "h2")):
+        add(CONTAINER, f"lb-{index}", container("load-balancer", f"{PREFIX}-lb-{index}"), host)
+    for master, replica in REDIS_SHARDS:
+        add(CONTAINER, f"redis-{master}", redis_node(master), HOST_NAMES[master - 1])
+        add(CONTAINER, f"redis-{replica}", redis_node(replica), HOST_NAMES[master % 3])
+    resources.append((RANDOM_PASSWORD, "db-password", random_password(32, result=SECRET)))
+    return resources, hosts
+
+
+CONFIG_DIR = FilePath(__file__).resolve().parents[2] / "policies" / "config"
+
+
+def environment_config(environment: str, policy: str) -> dict[str, Any] | None:
+    """A policy's settings in policies/config/<environment>.json (None: the schema defaults)."""
+    entry = json.loads((CONFIG_DIR / f"{environment}.json").read_text()).get(policy)
+    if not isinstance(entry, dict):
+        return None
+    return {k: v for k, v in entry.items() if k != "enforcementLevel"}
+
+
 def urn(resource_type: str, name: str) -> str:
     return f"urn:pulumi:{STACK}::medisys-platform::{resource_type}::{name}"
 
@@ -369,14 +477,23 @@ def _options() -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
+def provider_resource(name: str, props: Mapping[str, Any], resource_type: str = PROVIDER) -> PolicyProviderResource:
+    """The provider a resource is created through, as pulumi-policy hands it over (its inputs)."""
+    return PolicyProviderResource(
+        resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))), urn(resource_type, name), name
+    )
+
+
 def run_resource(
     policy: Policy,
     props: Mapping[str, Any],
     resource_type: str = CONTAINER,
     name: str = "res",
     config: Mapping[str, Any] | None = None,
+    provider: tuple[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
-    """Validate one resource; returns the violation messages."""
+    """Validate one resource; returns the violation messages. `provider`: (name, inputs) of the
+    provider it is created through (None: the engine reported none)."""
     assert isinstance(policy, ResourceValidationPolicy)
     messages: list[str] = []
     args = ResourceValidationArgs(
@@ -385,7 +502,7 @@ def run_resource(
         urn(resource_type, name),
         name,
         _options(),
-        None,
+        provider_resource(*provider) if provider is not None else None,
         dict(config) if config is not None else None,
     )
 
@@ -396,7 +513,23 @@ def run_resource(
     return messages
 
 
-def policy_resources(resources: list[tuple[str, str, dict[str, Any]]]) -> list[PolicyResource]:
+Hosts = Mapping[str, str]  # logical resource name -> logical name of the provider it is created through
+
+
+def policy_resources(
+    resources: list[tuple[str, str, dict[str, Any]]], hosts: Hosts | None = None
+) -> list[PolicyResource]:
+    """The stack as pulumi-policy hands it over. A resource named in `hosts` is created through
+    that provider, which must be one of `resources` (its props are the provider's inputs, as the
+    engine sends them); the others report no provider."""
+    providers = {
+        name: (name, props, resource_type)
+        for resource_type, name, props in resources
+        if resource_type.startswith("pulumi:providers:")
+    }
+    hosts = hosts or {}
+    for resource, provider in hosts.items():
+        assert provider in providers, f"{resource}: provider {provider} is not in the stack"
     return [
         PolicyResource(
             resource_type,
@@ -404,7 +537,7 @@ def policy_resources(resources: list[tuple[str, str, dict[str, Any]]]) -> list[P
             urn(resource_type, name),
             name,
             _options(),
-            None,
+            provider_resource(*providers[hosts[name]]) if name in hosts else None,
             None,
             [],
             {},
@@ -417,12 +550,13 @@ def run_stack(
     policy: Policy,
     resources: list[tuple[str, str, dict[str, Any]]],
     config: Mapping[str, Any] | None = None,
+    hosts: Hosts | None = None,
 ) -> list[tuple[str, str | None]]:
     """Validate a stack; returns (message, urn) pairs."""
     assert isinstance(policy, StackValidationPolicy)
     found: list[tuple[str, str | None]] = []
     args = StackValidationArgs(
-        policy_resources(resources), dict(config) if config is not None else None
+        policy_resources(resources, hosts), dict(config) if config is not None else None
     )
 
     def report(message: str, at: str | None = None) -> None:
@@ -524,7 +658,13 @@ class _RecordingSequence(Sequence):  # type: ignore[type-arg]
         return len(self._target)
 
 
-def resource_reads(policy: Policy, props: Mapping[str, Any], resource_type: str, name: str) -> list[Path]:
+def resource_reads(
+    policy: Policy,
+    props: Mapping[str, Any],
+    resource_type: str,
+    name: str,
+    config: Mapping[str, Any] | None = None,
+) -> list[Path]:
     """The property paths a resource policy reads on these props (prefixes included)."""
     assert isinstance(policy, ResourceValidationPolicy)
     reads = _Reads()
@@ -535,20 +675,30 @@ def resource_reads(policy: Policy, props: Mapping[str, Any], resource_type: str,
         name,
         _options(),
         None,
-        None,
+        dict(config) if config is not None else None,
     )
     policy.validate(args, lambda message, _urn=None: None)
     return list(reads.paths)
 
 
-def stack_reads(policy: Policy, resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[Path]]:
-    """The property paths a stack policy reads, per logical resource name."""
+def stack_reads(
+    policy: Policy,
+    resources: list[tuple[str, str, dict[str, Any]]],
+    hosts: Hosts | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, list[Path]]:
+    """The property paths a stack policy reads, per logical resource name. What it reads of the
+    provider a resource is created through counts as read on that provider resource."""
     assert isinstance(policy, StackValidationPolicy)
     reads = {name: _Reads() for _, name, _ in resources}
-    proxied = policy_resources(resources)
+    proxied = policy_resources(resources, hosts)
     for resource, (_, name, _) in zip(proxied, resources, strict=True):
         resource.props = _recording(resource.props, (), reads[name])
-    policy.validate(StackValidationArgs(proxied, None), lambda message, _at=None: None)
+        if resource.provider is not None:
+            provider = resource.provider
+            provider.props = _recording(provider.props, (), reads[provider.name])
+    config = dict(config) if config is not None else None
+    policy.validate(StackValidationArgs(proxied, config), lambda message, _at=None: None)
     return {name: list(r.paths) for name, r in reads.items() if r.paths}
 
 

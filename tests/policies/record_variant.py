@@ -1,5 +1,6 @@
 """Runs tests/e2e/unsafe_program with one variant under wire-recording mocks, in its own process
-(stack transformations are process-global), and prints what it sent to the engine as JSON.
+(stack transformations are process-global), and prints what it sent to the engine as JSON:
+{"resources": [[type, name, inputs], ...], "hosts": {name: explicit provider's name}}.
 
     python tests/policies/record_variant.py VARIANT STACK_FILE
 """
@@ -35,7 +36,8 @@ def main(variant: str, stack_file: str) -> None:
     config |= {"test:variant": variant, "medisys:lb_certificate": certs["cert"], "medisys:lb_private_key": certs["key"]}
     mocks = RecordingMocks()
     sent: Sent = []
-    pulumi.runtime.set_mocks(mocks, project="medisys-platform", stack="prod", preview=False, monitor=wire_monitor(mocks, sent))
+    hosts: dict[str, str] = {}
+    pulumi.runtime.set_mocks(mocks, project="medisys-platform", stack="prod", preview=False, monitor=wire_monitor(mocks, sent, hosts))
     pulumi.runtime.set_all_config(config)
 
     @pulumi.runtime.test
@@ -43,7 +45,7 @@ def main(variant: str, stack_file: str) -> None:
         runpy.run_path(str(ROOT / "tests" / "e2e" / "unsafe_program" / "__main__.py"))
 
     program()
-    json.dump(sent, sys.stdout)
+    json.dump({"resources": sent, "hosts": hosts}, sys.stdout)
 
 
 if __name__ == "__main__":

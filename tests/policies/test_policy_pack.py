@@ -214,32 +214,78 @@ def servicer(environment: str = "prod") -> _PolicyAnalyzerServicer:
     return analyzer
 
 
+def provider_message(name: str, props: dict[str, Any], resource_type: str = kit.PROVIDER) -> Any:
+    """The provider a resource is created through, as the engine sends it (its inputs)."""
+    message = proto.AnalyzerProviderResource(type=resource_type, urn=kit.urn(resource_type, name), name=name)
+    json_format.ParseDict(copy.deepcopy(props), message.properties)
+    return message
+
+
+def providers_of(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, tuple[str, dict[str, Any], str]]:
+    """name -> (name, inputs, type) of each provider resource (pulumi:providers:*) in `resources`."""
+    return {name: (name, props, t) for t, name, props in resources if t.startswith("pulumi:providers:")}
+
+
 def analyze(
-    analyzer: _PolicyAnalyzerServicer, resource_type: str, name: str, props: dict[str, Any]
+    analyzer: _PolicyAnalyzerServicer,
+    resource_type: str,
+    name: str,
+    props: dict[str, Any],
+    provider: tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str] | None = None,
 ) -> Any:
     request = proto.AnalyzeRequest(type=resource_type, urn=kit.urn(resource_type, name), name=name)
     json_format.ParseDict(copy.deepcopy(props), request.properties)
+    if provider is not None:
+        request.provider.CopyFrom(provider_message(*provider))
     return analyzer.Analyze(request, None)
 
 
 def analyze_stack(
-    analyzer: _PolicyAnalyzerServicer, resources: list[tuple[str, str, dict[str, Any]]]
+    analyzer: _PolicyAnalyzerServicer,
+    resources: list[tuple[str, str, dict[str, Any]]],
+    hosts: kit.Hosts | None = None,
 ) -> Any:
+    """`hosts`: which provider (one of `resources`) each resource is created through."""
+    providers = providers_of(resources)
     request = proto.AnalyzeStackRequest()
     for resource_type, name, props in resources:
         item = request.resources.add(
             type=resource_type, urn=kit.urn(resource_type, name), name=name
         )
         json_format.ParseDict(copy.deepcopy(props), item.properties)
+        if hosts and name in hosts:
+            item.provider.CopyFrom(provider_message(*providers[hosts[name]]))
     return analyzer.AnalyzeStack(request, None)
 
 
+def analyze_all(
+    analyzer: _PolicyAnalyzerServicer,
+    resources: list[tuple[str, str, dict[str, Any]]],
+    hosts: kit.Hosts | None = None,
+) -> list[Any]:
+    """Every diagnostic of a preview: each resource (with its provider), then the stack."""
+    hosts = hosts or {}
+    providers = providers_of(resources)
+    found = []
+    for resource_type, name, props in resources:
+        provider = providers[hosts[name]] if name in hosts else None
+        found += list(analyze(analyzer, resource_type, name, props, provider).diagnostics)
+    return found + list(analyze_stack(analyzer, resources, hosts).diagnostics)
+
+
 def test_compliant_stack_passes_every_policy_under_prod_config() -> None:
-    analyzer = servicer("prod")
-    for resource_type, name, props in baseline_stack():
-        response = analyze(analyzer, resource_type, name, props)
-        assert [d.message for d in response.diagnostics] == [], name
-    assert [d.message for d in analyze_stack(analyzer, baseline_stack()).diagnostics] == []
+    """Prod runs on three Docker hosts (policies/config/prod.json: placement-*), so its compliant
+    stack is the multi-host one, each resource created through its host's provider."""
+    resources, hosts = kit.multi_host_stack()
+    assert [d.message for d in analyze_all(servicer("prod"), resources, hosts)] == []
+
+
+def test_single_host_stack_fails_prod_only_on_placement() -> None:
+    """One host, every resource through the default provider: prod blocks it for where it runs,
+    and for nothing else."""
+    found = analyze_all(servicer("prod"), baseline_stack())
+    assert {d.policyName for d in found} == {"placement-minimum-hosts", "placement-anti-affinity"}
+    assert {d.enforcementLevel for d in found} == {proto.MANDATORY}
 
 
 def test_prod_violations_are_mandatory_and_dev_ones_advisory() -> None:

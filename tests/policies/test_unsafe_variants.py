@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pulumi.runtime import proto
-from test_policy_pack import analyze, analyze_stack, servicer
+from test_policy_pack import analyze_all, servicer
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {
@@ -35,10 +35,8 @@ VARIANTS = {
 }
 
 
-def diagnostics(sent, environment: str):
-    analyzer = servicer(environment)
-    found = [d for resource_type, name, props in sent for d in analyze(analyzer, resource_type, name, props).diagnostics]
-    return found + list(analyze_stack(analyzer, sent).diagnostics)
+def diagnostics(recorded, environment: str):
+    return analyze_all(servicer(environment), recorded["resources"], recorded["hosts"])
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
