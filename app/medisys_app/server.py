@@ -1,9 +1,10 @@
-"""HTTP server: routing, JSON endpoints, access log and graceful shutdown."""
+"""HTTP(S) server: routing, JSON endpoints, access log, TLS and graceful shutdown."""
 
 import json
 import logging
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -21,6 +22,10 @@ MAX_NOTE_CHARS = 10000
 MAX_BODY_BYTES = 64 * 1024
 CACHE_TTL = 60
 UNMATCHED = "unmatched"  # route label for unknown paths (keeps label cardinality bounded)
+# TLS 1.2 only with forward-secret AEAD suites (TLS 1.3's suites are all AEAD): the edge's own
+# profile (components/templates/haproxy.cfg), so HAProxy -> app is no weaker than client -> HAProxy.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+HANDSHAKE_TIMEOUT = 10  # seconds a connection may take to complete its TLS handshake
 
 
 class Response:
@@ -242,12 +247,59 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the access log above replaces the default (which logs raw paths)
 
 
+class TLSConfigError(ValueError):
+    """The certificate or key cannot be loaded; the message names the files, never their content."""
+
+
+def tls_context(cert_file, key_file):
+    """Server-side TLS: 1.2 or newer, forward-secret AEAD suites, no client certificate asked."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise TLSConfigError(f"APP_TLS_CERT_FILE={cert_file} / APP_TLS_KEY_FILE={key_file}: cannot load the "
+                             f"certificate and its private key ({reason}); are they PEM and a matching pair?") from None
+    return context
+
+
 class Server(ThreadingHTTPServer):
+    """Thread per connection; with `tls` (an SSLContext) every connection is HTTPS.
+
+    The TLS handshake runs in the connection's own thread, never in the accept loop, so a slow or
+    broken client cannot hold up the others; a failed handshake is logged and the connection closed.
+    """
+
     daemon_threads = False  # server_close() waits for in-flight requests
 
-    def __init__(self, address, app):
+    def __init__(self, address, app, tls=None):
         super().__init__(address, Handler)
         self.app = app
+        self.tls = tls
+
+    @property
+    def scheme(self):
+        return "https" if self.tls is not None else "http"
+
+    def finish_request(self, request, client_address):
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            # Takes over the socket (the plain one is detached); closed below.
+            connection = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.warning("TLS handshake with %s failed: %s", client_address[0],
+                        getattr(exc, "reason", None) or type(exc).__name__)
+            return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            self.shutdown_request(connection)
 
 
 class StopFlag:
@@ -267,7 +319,7 @@ class StopFlag:
 def run(server, app, stop, drain_seconds):
     """Serve until `stop.is_set()`, then drain and shut down gracefully."""
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    log.info("listening on %s:%d as %s", *server.server_address[:2], app.server_name)
+    log.info("listening on %s:%d (%s) as %s", *server.server_address[:2], server.scheme, app.server_name)
     threading.Thread(target=app.prepare_schema, kwargs={"stop": stop},
                      name="schema", daemon=True).start()
     while not stop.is_set():
@@ -288,6 +340,15 @@ def main():
     except SettingsError as exc:
         print(f"medisys-app: configuration error: {exc}", file=sys.stderr)
         return 2
+    tls = None
+    if settings.tls_cert_file:
+        try:
+            tls = tls_context(settings.tls_cert_file, settings.tls_key_file)
+        except TLSConfigError as exc:
+            print(f"medisys-app: configuration error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        log.warning("APP_TLS_CERT_FILE and APP_TLS_KEY_FILE are not set: serving plain HTTP (local development only)")
     from .backends import Cache, Database
 
     app = App(settings.server_name, Database(settings), Cache(settings))
@@ -295,7 +356,7 @@ def main():
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
     try:
-        run(Server(("0.0.0.0", settings.port), app), app, stop, settings.drain_seconds)
+        run(Server(("0.0.0.0", settings.port), app, tls), app, stop, settings.drain_seconds)
     finally:
         app.db.close()
         app.cache.close()

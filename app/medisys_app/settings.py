@@ -2,6 +2,9 @@
 
 Secrets are never taken from environment variables: only the *paths* of the
 files holding them are.  A bad value raises SettingsError naming the variable.
+
+HTTPS: APP_TLS_CERT_FILE and APP_TLS_KEY_FILE (PEM) make the server speak TLS 1.2+
+only; both or neither must be set (neither: plain HTTP, for local development only).
 """
 
 import os
@@ -38,6 +41,8 @@ class Settings:
     redis_username: str
     redis_tls: bool
     redis_ca_file: str
+    tls_cert_file: str = ""  # "" (with tls_key_file ""): plain HTTP
+    tls_key_file: str = ""
     db_password: str = field(repr=False, default="")
     redis_password: str = field(repr=False, default="")
 
@@ -87,6 +92,20 @@ def _bool(env, name, default):
     raise SettingsError(name, f"must be true or false, got {raw!r}")
 
 
+def _tls_pair(env):
+    """(certificate, key) paths: both set and readable, or both empty. Half a pair is an error,
+    never a silent fall-back to plain HTTP."""
+    names = ("APP_TLS_CERT_FILE", "APP_TLS_KEY_FILE")
+    given = [env.get(name, "").strip() for name in names]
+    if not any(given):
+        return "", ""
+    for name, other, value in ((names[0], names[1], given[0]), (names[1], names[0], given[1])):
+        if not value:
+            raise SettingsError(name, f"is required when {other} is set (HTTPS needs both the "
+                                "certificate and its private key); set both, or neither for plain HTTP")
+    return _readable_file(env, names[0]), _readable_file(env, names[1])
+
+
 def parse_node(name, item):
     """Parse 'host:port' or '[ipv6]:port' into (host, port)."""
     match = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", item) or re.match(
@@ -134,6 +153,7 @@ def from_env(env=None):
     if not nodes:
         raise SettingsError("REDIS_NODES", "lists no node")
     redis_tls = _bool(env, "REDIS_TLS", "true")
+    tls_cert_file, tls_key_file = _tls_pair(env)
 
     return Settings(
         server_name=server_name,
@@ -154,4 +174,6 @@ def from_env(env=None):
         redis_tls=redis_tls,
         redis_ca_file=_readable_file(env, "REDIS_CA_FILE") if redis_tls else "",
         redis_password=_secret(env, "REDIS_PASSWORD_FILE"),
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
     )
