@@ -60,7 +60,8 @@ class Networks(Strict):
     # The path to the offsite backup repository: the backup agent and the PostgreSQL members
     # (they archive WAL) reach the offsite SFTP server through it, nothing else does.
     offsite: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.4.0/24")
-    # Overlays between hosts carry Docker's IPsec encryption (`--opt encrypted`). None: on in prod.
+    # Overlays between hosts carry Docker's IPsec encryption (`--opt encrypted`). None: on in
+    # staging and prod, off in dev.
     # This machine's kernel passes no traffic on encrypted overlays, so tests run TLS on every hop
     # with it off (README "Several Docker hosts").
     encrypted: bool | None = None
@@ -197,6 +198,10 @@ class Postgres(Strict):
     # tunnel or bastion endpoint here.
     admin_host: str | None = None
     admin_port: int = Field(default=5432, ge=1, le=65535)
+    # On several hosts the database overlay is unreachable from the deployer: a gateway beside the
+    # endpoint publishes its write port as admin_port on this address of its host (prod: 127.0.0.1,
+    # reached through `ssh -L`); admin_host/admin_port then point at that.
+    admin_publish: ipaddress.IPv4Address | None = None
     resources: Resources = Resources(memory_mb=1024, cpus=1.0)
     failover: Failover = Failover()
 
@@ -375,7 +380,8 @@ class StackConfig(Strict):
 
     @property
     def overlay_encrypted(self) -> bool:
-        return self.environment == "prod" if self.networks.encrypted is None else self.networks.encrypted
+        # Staging runs on real hosts too: encrypted like prod, so its overlays rehearse prod's.
+        return self.environment != "dev" if self.networks.encrypted is None else self.networks.encrypted
 
     def _host_problems(self) -> list[str]:
         problems = []
@@ -403,6 +409,12 @@ class StackConfig(Strict):
             )
         if self.environment == "prod" and self.networks.encrypted is False:
             problems.append("networks.encrypted must not be false in prod: traffic between hosts crosses their network (policy placement-overlay-encrypted)")
+        if len(self.hosts) > 1 and (self.postgres.admin_publish is None or self.postgres.admin_host is None):
+            problems.append(
+                "postgres.admin_publish and postgres.admin_host are required on several hosts: the database overlay is not"
+                " reachable from where `pulumi up` runs; set admin_publish: 127.0.0.1 (published on the endpoint's host),"
+                " admin_host: 127.0.0.1 and admin_port: 15432, and open `ssh -L 15432:127.0.0.1:15432 deploy@<that host>` first"
+            )
         if self.load_balancer.edges is not None and self.load_balancer.edges > len(self.hosts):
             problems.append(f"load_balancer.edges ({self.load_balancer.edges}) exceeds the hosts ({len(self.hosts)}): one edge per host at most")
         return problems

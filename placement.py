@@ -49,7 +49,7 @@ class Place:
 # .1 is the gateway. Slots of a role that scales (members, servers, edges, nodes) are reserved up
 # to its maximum, so scaling never moves another container.
 def _numbers() -> dict[str, int]:
-    table: dict[str, int] = {"postgres-proxy": 5, "app-migrations": 20, "redis-former": 49, "backup-agent": 40,
+    table: dict[str, int] = {"postgres-proxy": 5, "postgres-admin": 6, "app-migrations": 20, "redis-former": 49, "backup-agent": 40,
                              "offsite-sftp": 50, "postgres-exporter": 41, "redis-exporter": 42, "prometheus": 50,
                              "alertmanager": 51, "grafana": 52, "blackbox": 53, "prometheus-config": 54,
                              "alertmanager-config": 55, "grafana-config": 56}
@@ -80,6 +80,7 @@ SEGMENTS_OF = {
     "postgres": ("database", "offsite"),
     "etcd": ("database",),
     "postgres-proxy": ("database",),
+    "postgres-admin": ("database",),
     "redis": ("database",),
     "redis-former": ("database",),
     "backup-agent": ("database", "management", "offsite"),
@@ -166,7 +167,7 @@ def plan(cfg: StackConfig) -> Placement:
         chosen[f"postgres-{i}"] = host
     for i, host in enumerate(_spread(hosts_for("etcd"), ETCD_MEMBERS), start=1):
         chosen[f"etcd-{i}"] = host
-    chosen["postgres-proxy"] = hosts_for("postgres_proxy")[0]
+    chosen["postgres-proxy"] = chosen["postgres-admin"] = hosts_for("postgres_proxy")[0]
 
     redis_hosts = hosts_for("redis")
     masters, per_master = cfg.redis.masters, cfg.redis.replicas_per_master

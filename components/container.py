@@ -21,10 +21,10 @@ JOB_RESOURCES = Resources(memory_mb=64, cpus=0.25)
 
 @dataclass(frozen=True)
 class Attachment:
-    """A container's place on one network segment: a fixed address and its DNS aliases."""
+    """A container's place on one network: a fixed address (None: the engine picks one) and its DNS aliases."""
 
     network: docker.Network
-    address: str
+    address: str | None
     aliases: Sequence[str] = ()
 
 
@@ -111,7 +111,7 @@ def service_container(name: str, container_name: str, component: str, spec: Serv
         # As the engine reads it back ("1.0", not "1"): `cpus` forces a replacement when it differs.
         cpus=str(float(spec.resources.cpus)),
         networks_advanced=[
-            docker.ContainerNetworksAdvancedArgs(name=a.network.name, ipv4_address=a.address, aliases=list(a.aliases) or None)
+            docker.ContainerNetworksAdvancedArgs(name=a.network.name, ipv4_address=a.address or None, aliases=list(a.aliases) or None)
             for a in spec.attachments
         ],
         uploads=[

@@ -421,10 +421,40 @@ class PostgresCluster(pulumi.ComponentResource):
             hosts.options(placement["postgres-proxy"].host, self),
         )
 
+        self.admin_gateway: docker.Container | None = None
+        if args.admin_publish is not None:
+            self.admin_gateway = self._admin_gateway(name, args, proxy_image, networks, placement, hosts)
         self._manage_database(name, args, protect_data)
         self.register_outputs(
             {"endpoint": self.proxy_address, "members": self.member_names, "member_addresses": self.member_addresses}
         )
+
+    def _admin_gateway(self, name: str, args: Postgres, image: str, networks: SegmentedNetworks, placement: Placement,
+                       hosts: DockerHosts) -> docker.Container:
+        """On several hosts: the endpoint's write port published on its host for pulumi-postgresql
+        (templates/pg-admin-gateway.cfg says why). The bridge is the host's own: Docker publishes
+        ports only through a network with a route out, never through an internal overlay."""
+        place = placement["postgres-admin"]
+        bridge = docker.Network(
+            f"{name}-admin",
+            name=f"{name}-admin",
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label="medisys.segment", value="postgres-admin"),
+                    docker.NetworkLabelArgs(label="medisys.stack", value=pulumi.get_stack())],
+            opts=hosts.options(place.host, self),
+        )
+        spec = ServiceSpec(
+            role="postgres-admin-gateway",
+            image=image,
+            resources=PROXY_RESOURCES,
+            attachments=[Attachment(networks["database"], place.on("database")), Attachment(bridge, None)],
+            healthcheck=["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{PORT}"],
+            files=[ConfigFile("/etc/haproxy/haproxy.cfg", render("pg-admin-gateway.cfg", port=PORT, proxy_address=self.proxy_address))],
+            ports=[docker.ContainerPortArgs(internal=PORT, external=args.admin_port, ip=str(args.admin_publish))],
+            user="haproxy",
+        )
+        return service_container(f"{name}-admin-gateway", f"{name}-admin-gateway", name, spec,
+                                 hosts.options(place.host, self, depends_on=[self.proxy]))
 
     def _manage_database(self, name: str, args: Postgres, protect_data: bool) -> None:
         """The application database and least-privilege roles, managed through the leader endpoint."""
@@ -438,7 +468,7 @@ class PostgresCluster(pulumi.ComponentResource):
             sslmode="require",
             superuser=True,
             connect_timeout=30,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.members, self.proxy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.members, self.proxy, *([self.admin_gateway] if self.admin_gateway else [])]),
         )
         on_primary = pulumi.ResourceOptions(parent=self, provider=provider)
         self.app_user = "medisys_app"

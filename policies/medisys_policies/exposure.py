@@ -38,7 +38,14 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
             "items": {"type": "string"},
             "default": ["load-balancer"],
             "description": "Roles that may have `ports`.",
-        }
+        },
+        loopbackPublishingRoles={
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["postgres-admin-gateway"],
+            "description": "Roles that may publish ports on a loopback address of their host only "
+            "(reached through an SSH tunnel to that host).",
+        },
     ),
     remediation="Remove `ports` from every container except the load balancer; other services "
     "are reached over the internal networks.",
@@ -51,12 +58,29 @@ def only_load_balancer_publishes(res: Resource, settings: Settings, reporter: Re
         )
     published = sum(1 for _ in elements(res.get("ports")))
     allowed = settings.texts("publishingRoles")
+    if published and res.role in settings.texts("loopbackPublishingRoles"):
+        for _, port in elements(res.get("ports")):
+            ip = as_str(get(port, "ip")) or "0.0.0.0"
+            if not _is_loopback(ip):
+                reporter.violation(
+                    f"publishes port {get(port, 'external')} on {_shown_address(ip)}; role {res.role} may publish "
+                    "on a loopback address of its host only",
+                    "publish it on 127.0.0.1 (postgres.admin_publish) and reach it through `ssh -L` to that host",
+                )
+        return
     if published and res.role not in allowed:
         reporter.violation(
             f"publishes {published} port(s) on the host; only {', '.join(allowed)} may",
             "remove `ports` and reach the service through the load balancer or the "
             "internal network",
         )
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown_address(ip: str) -> str:
@@ -205,6 +229,8 @@ _ALLOWED_SEGMENTS: Final = {
     "postgres": ["database", "management", "offsite"],
     "etcd": ["database"],
     "postgres-proxy": ["database"],
+    # On several hosts: the database gateway on the database overlay and its own host's bridge.
+    "postgres-admin-gateway": ["database", "postgres-admin"],
     "postgres-backup": ["database", "management", "offsite"],
     "offsite-sftp": ["offsite"],
     "redis": ["database", "management"],

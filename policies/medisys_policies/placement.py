@@ -361,6 +361,18 @@ def anti_affinity(resources: list[Resource], settings: Settings, reporter: Repor
 # --- segments across hosts -----------------------------------------------------------------------
 
 
+def _host_local(network: Resource, resources: list[Resource], hosts: Hosts) -> bool:
+    """Every container that joins `network` (by its name) is created on the network's own host,
+    and at least one does: judged from the containers' specs and providers, never from a label."""
+    name = as_str(network.get("name"))
+    if not name:
+        return False
+    joiners = [c for c in containers(resources)
+               if any(as_str(get(a, "name")) == name for _, a in elements(c.get("networksAdvanced")))]
+    own = _machine(network.provider)
+    return bool(joiners) and all(hosts.of(c) == own for c in joiners)
+
+
 @stack_policy(
     "placement-segments-span-hosts",
     description="When containers run on more than one Docker host, every network is an attachable "
@@ -384,6 +396,10 @@ def segments_span_hosts(resources: list[Resource], settings: Settings, reporter:
     drivers = {d.lower() for d in settings.texts("multiHostDrivers")}
     for network in (r for r in resources if r.type == NETWORK):
         driver = (as_str(network.get("driver")) or "bridge").strip().lower()
+        if driver not in drivers and _host_local(network, resources, hosts):
+            # Joined only by containers on its own host (e.g. the database gateway's bridge, the
+            # one network Docker publishes its port through): it needs to reach no other host.
+            continue
         if driver not in drivers:
             reporter.violation(
                 f"is not a multi-host network (its driver is not {' or '.join(sorted(drivers))}) in a stack "

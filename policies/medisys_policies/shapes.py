@@ -48,6 +48,7 @@ CONTAINER_ROLES: Final = frozenset(
         "postgres",
         "etcd",
         "postgres-proxy",
+        "postgres-admin-gateway",
         "postgres-backup",
         "offsite-sftp",
         "redis",
@@ -63,7 +64,9 @@ CONTAINER_ROLES: Final = frozenset(
         "blackbox-exporter",
     }
 )
-SEGMENTS: Final = frozenset({"dmz", "production", "database", "management", "offsite"})
+# postgres-admin: not a segment but the database gateway's bridge on its own host (several hosts
+# only), the one network through which Docker publishes its port for pulumi-postgresql.
+SEGMENTS: Final = frozenset({"dmz", "production", "database", "management", "offsite", "postgres-admin"})
 VOLUME_ROLES: Final = frozenset(
     {
         "postgres-data",

@@ -49,7 +49,7 @@ def test_redis_nodes_beyond_the_address_plan_are_refused():
 def test_prod_requires_a_redis_replica_per_master():
     with pytest.raises(config.ConfigError) as caught:
         config.load({"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}},
-                     "redis": {"replicas_per_master": 0}, "hosts": THREE_HOSTS}, "prod")
+                     "redis": {"replicas_per_master": 0}, "hosts": THREE_HOSTS, "postgres": PROD["postgres"]}, "prod")
     assert "redis.replicas_per_master must be 1 or more in prod" in str(caught.value)
 
 
@@ -137,7 +137,8 @@ def test_prod_stack_runs_synchronous_replication_with_a_replica():
 
 
 THREE_HOSTS = [{"name": f"h{i}", "docker_host": f"ssh://deploy@h{i}.example"} for i in (1, 2, 3)]
-PROD = {"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}}, "hosts": THREE_HOSTS}
+PROD = {"environment": "prod", "load_balancer": {"certificate": {"mode": "provided"}}, "hosts": THREE_HOSTS,
+        "postgres": {"admin_publish": "127.0.0.1", "admin_host": "127.0.0.1", "admin_port": 15432}}
 
 
 def test_grafana_is_on_by_default_outside_dev():

@@ -13,13 +13,16 @@ from tests.unit.conftest import CONTAINER, NETWORK, VOLUME, labels_of
 from topology import build_topology
 
 THREE_HOSTS = [{"name": f"h{i}", "docker_host": f"tcp://10.99.0.1{i}:2376"} for i in (1, 2, 3)]
+# On several hosts pulumi-postgresql goes through the endpoint's published gateway.
+ADMIN = {"admin_publish": "127.0.0.1", "admin_host": "127.0.0.1", "admin_port": 15432}
 
 
 def three_host_config(**overrides) -> config.StackConfig:
-    return config.load({"environment": "dev", "hosts": THREE_HOSTS, **overrides}, "dev")
+    postgres = {**ADMIN, **overrides.pop("postgres", {})}
+    return config.load({"environment": "dev", "hosts": THREE_HOSTS, "postgres": postgres, **overrides}, "dev")
 
 
-LARGEST = {"app": {"count": 4}, "postgres": {"replicas": 3}, "redis": {"masters": 3, "replicas_per_master": 2},
+LARGEST = {"app": {"count": 4}, "postgres": {"replicas": 3, **ADMIN}, "redis": {"masters": 3, "replicas_per_master": 2},
            "load_balancer": {"edges": 3}}
 
 
@@ -77,7 +80,7 @@ def test_a_role_pinned_in_config_runs_only_on_its_hosts():
 
 
 def test_two_hosts_put_two_postgres_members_apart_but_three_etcd_members_cannot_all_be():
-    plan = placement.plan(config.load({"environment": "dev", "hosts": THREE_HOSTS[:2]}, "dev"))
+    plan = placement.plan(config.load({"environment": "dev", "hosts": THREE_HOSTS[:2], "postgres": ADMIN}, "dev"))
     assert sorted(plan.hosts_of("postgres")) == ["h1", "h2"]
     assert Counter(plan.hosts_of("etcd")) == {"h1": 2, "h2": 1}
 
@@ -121,8 +124,8 @@ def test_plain_tcp_without_a_client_certificate_is_refused_naming_the_secret_key
 
 
 def test_ssh_hosts_need_no_client_certificate():
-    cfg = config.load({"environment": "dev", "hosts": [{"name": "a", "docker_host": "ssh://deploy@a"},
-                                                        {"name": "b", "docker_host": "ssh://deploy@b"}]}, "dev")
+    cfg = config.load({"environment": "dev", "postgres": ADMIN, "hosts": [{"name": "a", "docker_host": "ssh://deploy@a"},
+                                                                           {"name": "b", "docker_host": "ssh://deploy@b"}]}, "dev")
     assert config.host_tls_from(cfg, None) == {}
 
 
@@ -171,6 +174,7 @@ def test_every_container_and_volume_is_created_on_the_host_the_plan_gives_it(thr
 def test_segments_are_attachable_overlays_spanning_the_hosts(three_hosts):
     _, mocks = three_hosts
     networks = {labels_of(n)["medisys.segment"]: n.inputs for n in mocks.of_type(NETWORK)}
+    assert networks.pop("postgres-admin")["driver"] == "bridge"  # the gateway's own host only
     assert {n["driver"] for n in networks.values()} == {"overlay"}
     assert all(n["attachable"] for n in networks.values())
     assert networks["database"]["internal"] is True and not networks["dmz"].get("internal")
@@ -182,7 +186,7 @@ def test_two_edges_on_two_hosts_each_publishing_on_its_own_address():
     from tests.support.mocks import record
 
     hosts = [{**h, "public_address": f"10.99.0.1{i}"} for i, h in enumerate(THREE_HOSTS, start=1)]
-    cfg = config.load({"environment": "dev", "hosts": hosts}, "dev")
+    cfg = config.load({"environment": "dev", "hosts": hosts, "postgres": ADMIN}, "dev")
     tls = {h.name: config.HostTLS("CA", "CERT", "KEY") for h in cfg.hosts}
     mocks = record(lambda: build_topology(cfg, None, tls))
     edges = [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == "load-balancer"]
@@ -197,3 +201,17 @@ def test_the_former_pairs_each_replica_with_its_master_as_planned(three_hosts):
     (former,) = [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == "redis-cluster-init"]
     shards = dict(e.split("=", 1) for e in former.inputs["envs"])["SHARDS"].split()
     assert shards == ["10.0.2.31:6379,10.0.2.34:6379", "10.0.2.32:6379,10.0.2.35:6379", "10.0.2.33:6379,10.0.2.36:6379"]
+
+
+def test_several_hosts_without_a_way_to_the_database_are_refused():
+    message = error_for({"hosts": THREE_HOSTS})
+    assert "postgres.admin_publish and postgres.admin_host are required on several hosts" in message
+
+
+def test_the_database_gateway_publishes_only_on_the_endpoints_host(three_hosts):
+    cfg, mocks = three_hosts
+    (gateway,) = [c for c in mocks.of_type(CONTAINER) if labels_of(c)["medisys.role"] == "postgres-admin-gateway"]
+    assert [(p["internal"], p["external"], p["ip"]) for p in gateway.inputs["ports"]] == [(5432, 15432, "127.0.0.1")]
+    assert labels_of(gateway)["medisys.host"] == placement.plan(cfg)["postgres-proxy"].host
+    (provider,) = [p for p in mocks.of_type("pulumi:providers:postgresql")]
+    assert (provider.inputs["host"], int(provider.inputs["port"])) == ("127.0.0.1", 15432)
