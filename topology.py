@@ -87,6 +87,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         backend=Backend(APP_SERVICE_ALIAS, cfg.app.port, max_servers=config.MAX_APP_SERVERS),
         certificate_pem=edge_certificate.certificate_pem,
         private_key_pem=edge_certificate.private_key_pem,
+        ca=ca,
     )
 
     apps = AppServerTier(
@@ -109,6 +110,7 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             ca_cert_pem=ca.cert_pem,
         ),
         gate=RolloutGate(image=cfg.images.ref("haproxy"), stats_urls=load_balancer.stats_urls, backend=load_balancer.app_backend),
+        ca=ca,
         # The apps start once the data tier is ready, the cluster formed and HAProxy runs.
         opts=pulumi.ResourceOptions(depends_on=[postgres, redis, load_balancer]),
     )

@@ -10,6 +10,11 @@ Each server is replaced delete-before-create (fixed name and addresses): the old
 the new one must pass its Docker health check (`wait`) and then its gate, a one-shot job that
 waits until HAProxy's own checks have it UP. Only then is the next server touched, so at most
 one server is ever out of rotation, and a server that never turns healthy stops the `up` there.
+
+Every server speaks HTTPS only, with its own certificate from the internal CA naming its
+container, the service alias HAProxy resolves and its addresses, so no plain-text hop crosses a
+host: HAProxy and Prometheus verify it against the CA. A re-issued certificate (30 days before
+expiry) is a new upload, so it rolls out like a release.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pulumi_docker as docker
 from components.container import JOB_RESOURCES, Attachment, ConfigFile, ServiceSpec, after_success, service_container
 from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
+from components.pki import InternalCA
 from components.templates import TEMPLATE_DIR
 from config import AppServers
 from placement import Placement
@@ -34,6 +40,9 @@ GATE_TIMEOUT_SECONDS = 60
 SERVICE_ALIAS = "app"  # HAProxy resolves this on the production segment
 SECRETS_DIR = "/run/secrets"
 CA_PATH = "/etc/medisys/tls/ca.crt"
+TLS_CERT_PATH = "/etc/medisys/tls/server.crt"
+TLS_KEY_PATH = f"{SECRETS_DIR}/server.key"
+SEGMENTS = ("production", "database", "management")
 
 
 @dataclass(frozen=True)
@@ -74,11 +83,20 @@ def database_environment(conn: AppConnections) -> list[str]:
     ]
 
 
+def health_check(server_name: str, port: int) -> list[str]:
+    """HTTPS /health on loopback, verified as HAProxy verifies it: the internal CA, and a name the
+    certificate carries (the container's, pinned to 127.0.0.1 so no lookup is involved)."""
+    return ["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_PATH, "--resolve", f"{server_name}:{port}:127.0.0.1",
+            f"https://{server_name}:{port}/health"]
+
+
 def app_environment(server_name: str, port: int, conn: AppConnections) -> list[str]:
-    # Passwords travel as files; only their paths are in the environment.
+    # Passwords and the TLS key travel as files; only their paths are in the environment.
     return [
         f"APP_SERVER_NAME={server_name}",
         f"APP_PORT={port}",
+        f"APP_TLS_CERT_FILE={TLS_CERT_PATH}",
+        f"APP_TLS_KEY_FILE={TLS_KEY_PATH}",
         "APP_DRAIN_SECONDS=5",
         *database_environment(conn),
         f"DB_REPLICA_HOSTS={','.join(conn.db_replica_hosts)}",
@@ -93,8 +111,9 @@ class AppServerTier(pulumi.ComponentResource):
     """`count` app servers on the production, database and management segments, rolled out one
     at a time after the release's migrations (see the module docstring).
 
-    Each has a fixed address per segment, memory and CPU limits, a /health check, and stops
-    gracefully (health turns 503, HAProxy drains it, in-flight requests finish).
+    Each has a fixed address per segment, memory and CPU limits, a /health check, its own TLS
+    certificate from `ca` (HTTPS only), and stops gracefully (health turns 503, HAProxy drains it,
+    in-flight requests finish).
     """
 
     def __init__(
@@ -108,6 +127,7 @@ class AppServerTier(pulumi.ComponentResource):
         hosts: DockerHosts,
         connections: AppConnections,
         gate: RolloutGate,
+        ca: InternalCA,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:AppServers", name, None, opts)
@@ -136,11 +156,16 @@ class AppServerTier(pulumi.ComponentResource):
         )
         self.containers = []
         self.gates = []
+        self.certificates = []
         self.metrics_targets: list[tuple[str, str]] = []  # (server, host:port) for Prometheus
         previous = after_success(self.migrations, f"the release's database migrations ({name}-migrations)")
         for index in range(1, args.count + 1):
             server = f"{name}-{index}"
             place, gate_place = placement[f"app-{index}"], placement[f"app-gate-{index}"]
+            # Names HAProxy (verifyhost: the alias it resolves), the health check (the container)
+            # and Prometheus (the management address it scrapes) verify.
+            certificate = ca.issue(f"{server}-tls", server, dns_names=[server, SERVICE_ALIAS],
+                                   ip_addresses=[place.on(segment) for segment in SEGMENTS])
             spec = ServiceSpec(
                 role="app",
                 image=image,
@@ -150,9 +175,14 @@ class AppServerTier(pulumi.ComponentResource):
                     Attachment(networks["database"], place.on("database")),
                     Attachment(networks["management"], place.on("management")),
                 ],
-                healthcheck=["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/health"],
+                healthcheck=health_check(server, args.port),
                 envs=app_environment(server, args.port, connections),
-                files=[*secret_files, ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password, secret=True)],
+                files=[
+                    *secret_files,
+                    ConfigFile(f"{SECRETS_DIR}/redis_password", connections.redis_password, secret=True),
+                    ConfigFile(TLS_CERT_PATH, certificate.cert_pem),
+                    ConfigFile(TLS_KEY_PATH, certificate.key_pem, secret=True),
+                ],
                 user="app",
                 stop_timeout_seconds=30,
                 wait_timeout_seconds=SERVER_WAIT_SECONDS,
@@ -163,6 +193,7 @@ class AppServerTier(pulumi.ComponentResource):
             previous = after_success(gate_job, f"{server} coming into HAProxy's rotation ({server}-gate)")
             self.containers.append(container)
             self.gates.append(gate_job)
+            self.certificates.append(certificate)
             self.metrics_targets.append((server, f"{place.on('management')}:{args.port}"))
         self.service_name = SERVICE_ALIAS
         self.port = args.port

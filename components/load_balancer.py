@@ -5,6 +5,10 @@ recreate it and drop every connection). A one-shot edge-config job carries them 
 writes them as a release onto the runtime volume both share, checks it with `haproxy -c` and
 asks the running master to reload over its master CLI socket. A new config or a re-issued
 certificate replaces only the job; HAProxy reloads in place.
+
+HAProxy speaks TLS to the app servers too (they may run on another Docker host): it verifies each
+server's certificate against the internal CA, which travels in the same release (`haproxy -c`
+checks the release with it), and checks the name the app servers' certificates share.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from components.container import (
 )
 from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
+from components.pki import InternalCA
 from config import LoadBalancer
 from placement import Placement
 
@@ -33,9 +38,12 @@ from components.templates import render
 # Where the edge-config job receives the rendered files (the paths the policy pack reads) ...
 CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
 STAGED_CERTIFICATE_PATH = "/etc/haproxy/certs/server.pem"
+STAGED_APP_CA_PATH = "/etc/haproxy/certs/app-ca.crt"
 # ... and where HAProxy reads the release in use (a symlink the job switches atomically).
 RUNTIME_DIR = "/var/lib/haproxy"
 CERTIFICATE_PATH = f"{RUNTIME_DIR}/current/server.pem"
+# The CA the app servers' certificates chain to: inside the release, so `haproxy -c` checks with it.
+APP_CA_PATH = f"{RUNTIME_DIR}/current/app-ca.crt"
 MANAGEMENT_PORT = 8404
 APP_BACKEND = "app_servers"
 # The master CLI's `reload` answers "Success=1" once the new workers run; no socket (or no
@@ -55,7 +63,8 @@ MASTER_RELOAD = (
 
 @dataclass(frozen=True)
 class Backend:
-    """Where the app servers answer: a DNS alias on the production segment and a port."""
+    """Where the app servers answer: a DNS alias on the production segment (also the name their
+    certificates carry, which HAProxy verifies) and a port."""
 
     service_name: str
     port: int
@@ -73,6 +82,7 @@ def render_haproxy_cfg(settings: LoadBalancer, backend: Backend, management_addr
         max_app_servers=backend.max_servers,
         app_service_name=backend.service_name,
         app_port=backend.port,
+        app_ca_file=APP_CA_PATH,
         app_backend=APP_BACKEND,
         management_address=management_address,
         management_port=MANAGEMENT_PORT,
@@ -84,8 +94,9 @@ class LoadBalancerTier(pulumi.ComponentResource):
     """HAProxy edges on the DMZ and production segments, one per host the plan names; metrics and
     stats on management only.
 
-    HTTPS (TLS 1.2+) is served on 443 with HSTS; port 80 only redirects. App servers are
-    health-checked on /health and discovered by DNS, so scaling them never reconfigures HAProxy.
+    HTTPS (TLS 1.2+) is served on 443 with HSTS; port 80 only redirects. App servers are reached
+    over TLS verified against `ca` (requests and /health checks alike) and discovered by DNS, so
+    scaling them never reconfigures HAProxy.
     Config and certificate changes reload HAProxy in place (see the module docstring). Each edge
     publishes on its host's public address: clients reach a surviving edge through DNS that lists
     every edge's address, or an L4 balancer in front of them (README "Several Docker hosts").
@@ -103,6 +114,7 @@ class LoadBalancerTier(pulumi.ComponentResource):
         backend: Backend,
         certificate_pem: pulumi.Input[str],
         private_key_pem: pulumi.Input[str],
+        ca: InternalCA,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("medisys:platform:LoadBalancer", name, None, opts)
@@ -127,7 +139,8 @@ class LoadBalancerTier(pulumi.ComponentResource):
                 volume=runtime,
                 release_dir=RUNTIME_DIR,
                 files=[(ConfigFile(CONFIG_PATH, config_text), "haproxy.cfg"),
-                       (ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True), "server.pem")],
+                       (ConfigFile(STAGED_CERTIFICATE_PATH, pem_bundle, secret=True), "server.pem"),
+                       (ConfigFile(STAGED_APP_CA_PATH, ca.cert_pem), "app-ca.crt")],
                 check_command=f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
                 reload_command=MASTER_RELOAD,
                 attachment=Attachment(networks["management"], job_place.on("management")),

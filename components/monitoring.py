@@ -46,6 +46,9 @@ RULES_DIR = TEMPLATE_DIR / "prometheus" / "rules"
 GRAFANA_DIR = TEMPLATE_DIR / "grafana"
 EXPORTER_RESOURCES = Resources(memory_mb=128, cpus=0.25)
 CA_PATH = "/etc/medisys/tls/ca.crt"
+# The internal CA in Prometheus' config release, beside prometheus.yml (which names it relative to
+# itself), for the app servers' HTTPS: a new CA reloads Prometheus like any other config change.
+PROMETHEUS_CA = "ca.crt"
 GRAFANA_USER = "472"
 # The image's own provisioning directory (owned by its user), as a volume the config job fills:
 # a fresh volume takes the directory's owner, so the job, running as that user, can write it.
@@ -102,9 +105,13 @@ def render_prometheus_yml(settings: Monitoring, targets: ScrapeTargets, address:
         {"job_name": "alertmanager", "static_configs": [{"targets": [f"{address(ALERTMANAGER_HOST, 'management')}:{ALERTMANAGER_PORT}"]}]},
         {"job_name": "haproxy", "static_configs": [{"targets": list(targets.load_balancers)}]},
         # The expected servers are listed, so a stopped one is a target down (and an alert), not a
-        # target that silently disappears. Scaling re-renders this file and restarts Prometheus.
+        # target that silently disappears. Scaling re-renders this file and reloads Prometheus.
+        # HTTPS only: each server's certificate chains to the internal CA and names the management
+        # address scraped here, so every target is verified as itself.
         {
             "job_name": "app",
+            "scheme": "https",
+            "tls_config": {"ca_file": PROMETHEUS_CA, "insecure_skip_verify": False, "min_version": "TLS12"},
             "static_configs": [{"targets": [address], "labels": {"server": server}} for server, address in targets.app_servers],
         },
         {
@@ -300,6 +307,7 @@ class MonitoringStack(pulumi.ComponentResource):
             volume=self._volume(name, "prometheus-config", PROMETHEUS_HOST),
             release_dir=PROMETHEUS_RELEASE_DIR,
             files=[(ConfigFile("/etc/prometheus/prometheus.yml", self.prometheus_config), "prometheus.yml"),
+                   (ConfigFile(f"/etc/prometheus/{PROMETHEUS_CA}", targets.ca_cert_pem), PROMETHEUS_CA),
                    *((f, f"rules/{f.path.rsplit('/', 1)[-1]}") for f in rule_files())],
             check_command=f"promtool check config {PROMETHEUS_RELEASE_DIR}/current/prometheus.yml",
             reload_command=http_reload(f"http://{self.prometheus_address}:{PROMETHEUS_PORT}/-/reload"),

@@ -4,6 +4,7 @@
 # on every edge in STATS_URLS (space-separated), so `pulumi up` touches the next server only
 # after this one serves through every load balancer.
 # Exits 1, naming the server, the edge and its last HAProxy status, when that does not happen in time.
+# It never talks to the app server itself: HAProxy's checks reach it over verified TLS (check-ssl).
 set -u
 deadline=$(( $(date +%s) + ${GATE_TIMEOUT_SECONDS:-90} ))
 

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 import config as stack_config
-from components.load_balancer import MASTER_RELOAD, RUNTIME_DIR, Backend, render_haproxy_cfg
+from components.load_balancer import CONFIG_PATH as STAGED_CONFIG_PATH
+from components.load_balancer import (
+    MASTER_RELOAD,
+    RUNTIME_DIR,
+    STAGED_APP_CA_PATH,
+    STAGED_CERTIFICATE_PATH,
+    Backend,
+    render_haproxy_cfg,
+)
 from components.templates import TEMPLATE_DIR
 from tests.config.conftest import image, write_tree
 from tests.support.mocks import issue_test_certificates
@@ -39,20 +47,24 @@ def runtime():
     docker("volume", "rm", "-f", name, check=False)
 
 
-def release(tmp_path: Path, runtime: str, cfg: str) -> subprocess.CompletedProcess[str]:
+def release(tmp_path: Path, runtime: str, cfg: str, app_ca: bool = True) -> subprocess.CompletedProcess[str]:
     certs = issue_test_certificates("localhost", ["localhost"], ["127.0.0.1"])
     staged = write_tree(tmp_path / secrets.token_hex(3), {
-        "haproxy.cfg": cfg, "server.pem": certs["cert"] + certs["key"], "config-release": (TEMPLATE_DIR / "config-release.sh").read_text(),
+        "haproxy.cfg": cfg, "server.pem": certs["cert"] + certs["key"], "app-ca.crt": certs["ca"],
+        "config-release": (TEMPLATE_DIR / "config-release.sh").read_text(),
     })
+    # The files the edge-config job stages and installs (components/load_balancer.py); without the
+    # app servers' CA the release lacks the file its backend names.
+    files = [(STAGED_CONFIG_PATH, "haproxy.cfg"), (STAGED_CERTIFICATE_PATH, "server.pem")] + ([(STAGED_APP_CA_PATH, "app-ca.crt")] if app_ca else [])
     env = {
         "RELEASE_DIR": RUNTIME_DIR,
-        "RELEASE_FILES": "/etc/haproxy/haproxy.cfg=haproxy.cfg /etc/haproxy/certs/server.pem=server.pem",
+        "RELEASE_FILES": " ".join(f"{path}={name}" for path, name in files),
         "CHECK_COMMAND": f"haproxy -c -q -f {RUNTIME_DIR}/current/haproxy.cfg",
         "RELOAD_COMMAND": MASTER_RELOAD,
     }
     return docker(
         "run", "--rm", "--network", "none", "-v", f"{runtime}:{RUNTIME_DIR}", *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
-        "-v", f"{staged}/haproxy.cfg:/etc/haproxy/haproxy.cfg:ro", "-v", f"{staged}/server.pem:/etc/haproxy/certs/server.pem:ro",
+        *[a for path, name in files for a in ("-v", f"{staged}/{name}:{path}:ro")],
         "-v", f"{staged}/config-release:/usr/local/bin/config-release:ro",
         "--entrypoint", "sh", image("haproxy"), "/usr/local/bin/config-release", check=False,
     )
@@ -95,6 +107,20 @@ def test_new_release_reloads_the_running_master_in_place(tmp_path, runtime):
     assert state == [container, "true"]
     procs = docker("exec", container, "sh", "-c", f"echo 'show proc' | socat stdio unix-connect:{RUNTIME_DIR}/master.sock").stdout
     assert "worker" in procs and " 1 " in procs.replace("\t", " "), procs
+
+
+def test_release_carries_the_app_servers_ca_its_backend_verifies_with(tmp_path, runtime):
+    assert release(tmp_path, runtime, config()).returncode == 0
+    listing = docker("run", "--rm", "-v", f"{runtime}:{RUNTIME_DIR}", "--entrypoint", "ls", image("haproxy"), f"{RUNTIME_DIR}/current/").stdout
+    assert sorted(listing.split()) == ["app-ca.crt", "haproxy.cfg", "server.pem"]
+
+
+def test_release_without_the_app_servers_ca_is_refused_by_its_check(tmp_path, runtime):
+    result = release(tmp_path, runtime, config(), app_ca=False)
+    assert result.returncode == 1
+    assert "refused by its check" in result.stderr  # `haproxy -c -q` (quiet): test_rendered_configs shows its reason
+    assert docker("run", "--rm", "-v", f"{runtime}:{RUNTIME_DIR}", "--entrypoint", "sh", image("haproxy"), "-c",
+                  f"test -e {RUNTIME_DIR}/current || echo none").stdout.strip() == "none"
 
 
 def test_broken_release_is_refused_and_the_previous_one_stays(tmp_path, runtime):

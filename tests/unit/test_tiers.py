@@ -59,6 +59,18 @@ def test_haproxy_config_enforces_tls12_hsts_redirect_and_checks(dev):
     assert "bind 10.0.3.10:8404" in cfg
 
 
+def test_haproxy_reaches_the_app_servers_over_tls_verified_with_the_ca_of_its_release(dev):
+    job = only(dev, "load-balancer-config")
+    cfg = uploads_of(job)[HAPROXY_CFG]
+    assert ("server-template app 4 app:8080 ssl verify required ca-file /var/lib/haproxy/current/app-ca.crt verifyhost app check-ssl"
+            in cfg)
+    assert "ssl-default-server-options ssl-min-ver TLSv1.2" in cfg and "ssl-server-verify required" in cfg
+    # The internal CA is staged with the config and installed into the same release.
+    (ca,) = dev.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert uploads_of(job)["/etc/haproxy/certs/app-ca.crt"] == ca.outputs["certPem"]
+    assert "/etc/haproxy/certs/app-ca.crt=app-ca.crt" in envs_of(job)["RELEASE_FILES"].split()
+
+
 def test_edge_private_key_is_uploaded_only_as_a_secret(dev):
     job = only(dev, "load-balancer-config")
     # Pulumi keeps secrecy per top-level input: the whole upload list is encrypted in state.
@@ -102,6 +114,27 @@ def test_app_servers_get_connection_settings_and_passwords_as_secret_files(dev):
     assert env["DB_SSLMODE"] == "verify-full"
     assert "uploads" in apps[0].secret_paths
     assert {"/run/secrets/db_password", "/run/secrets/redis_password"} <= set(uploads_of(apps[0]))
+
+
+def test_each_app_server_serves_https_with_its_own_certificate_naming_it_the_alias_and_its_addresses(dev):
+    from cryptography import x509
+
+    apps = containers(dev, "app")
+    leaves = []
+    for index, app in enumerate(apps, start=1):
+        name, env, uploads = app.inputs["name"], envs_of(app), uploads_of(app)
+        assert (env["APP_TLS_CERT_FILE"], env["APP_TLS_KEY_FILE"]) == ("/etc/medisys/tls/server.crt", "/run/secrets/server.key")
+        assert "PRIVATE KEY" in uploads["/run/secrets/server.key"] and "uploads" in app.secret_paths
+        cert = x509.load_pem_x509_certificate(uploads["/etc/medisys/tls/server.crt"].encode())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == [name, "app"]
+        assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == [f"10.0.{s}.{20 + index}" for s in (1, 2, 3)]
+        leaves.append(uploads["/etc/medisys/tls/server.crt"])
+        # Docker's health check: HTTPS, verified with the internal CA for the container's own name.
+        assert app.inputs["healthcheck"]["tests"] == [
+            "CMD", "curl", "-fsS", "-o", "/dev/null", "--cacert", "/etc/medisys/tls/ca.crt",
+            "--resolve", f"{name}:8080:127.0.0.1", f"https://{name}:8080/health"]
+    assert len(set(leaves)) == len(apps)  # one certificate (and key) per server
 
 
 @pytest.mark.parametrize("count", [2, 3, 4])
@@ -368,6 +401,10 @@ def test_prometheus_scrapes_every_tier_and_loads_the_rules(dev):
     jobs = {job["job_name"]: job for job in document["scrape_configs"]}
     assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "app", "postgres", "redis", "blackbox-tls", "backup"}
     assert [c["labels"]["server"] for c in jobs["app"]["static_configs"]] == ["medisys-dev-app-1", "medisys-dev-app-2"]
+    # The app servers answer HTTPS only; the CA comes with the release, named relative to the config.
+    assert jobs["app"]["scheme"] == "https"
+    assert jobs["app"]["tls_config"] == {"ca_file": "ca.crt", "insecure_skip_verify": False, "min_version": "TLS12"}
+    assert "/etc/prometheus/ca.crt=ca.crt" in envs_of(only(dev, "prometheus-config"))["RELEASE_FILES"].split()
     assert "/etc/prometheus/rules/medisys.rules.yml" in prometheus
     assert document["rule_files"] == ["rules/*.yml"]
     assert "rules/medisys.rules.yml" in envs_of(only(dev, "prometheus-config"))["RELEASE_FILES"]
