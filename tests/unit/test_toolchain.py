@@ -16,7 +16,9 @@ from pulumi.runtime.proto import language_pb2, provider_pb2, provider_pb2_grpc
 from tests.support.plugins import struct, urn
 from toolchain.language_host import LanguageHost, virtualenv_python
 from toolchain.providers.base import SIGNATURE, UNKNOWN, to_dict
-from toolchain.providers.docker import Container
+from toolchain.providers import docker_engine
+from toolchain.providers.docker import Container, Network
+from toolchain.providers.docker_engine import container_create_args
 from toolchain.providers.postgres_sql import removal_for, statement_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +114,24 @@ def test_provider_config_secrets_and_numbers_arrive_plain():
     assert values == {"password": "s3cret", "port": 5432} and isinstance(values["port"], int)
 
 
-def test_container_check_requires_fixed_addresses():
+def test_an_attachment_without_an_address_lets_the_engine_pick_one_as_upstream():
     _, failures = Container().check({"name": "a", "image": "i", "networksAdvanced": [{"name": "n"}]})
-    assert [p for p, _ in failures] == ["networksAdvanced[0].ipv4Address"]
+    assert failures == []
+    args = container_create_args({"name": "a", "image": "i", "networksAdvanced": [{"name": "n"}]})
+    assert "--network" in args and "--ip" not in args
+
+
+def test_a_network_input_the_stand_in_cannot_honour_is_refused_not_ignored():
+    _, failures = Network().check({"name": "n", "driver": "overlay", "attachable": True, "ipv6": True})
+    assert [p for p, _ in failures] == ["ipv6"]
+
+
+def test_an_attachable_encrypted_overlay_is_created_as_asked(monkeypatch):
+    calls = []
+    monkeypatch.setattr(docker_engine, "docker", lambda *args, **kw: calls.append(args) or "")
+    docker_engine.create_network({"name": "n", "driver": "overlay", "attachable": True, "options": {"encrypted": ""},
+                                  "ipamConfigs": [{"subnet": "10.0.2.0/24"}]})
+    assert calls == [("network", "create", "--driver", "overlay", "--attachable", "--opt", "encrypted", "--subnet", "10.0.2.0/24", "n")]
 
 
 def test_schema_removal_cascades_only_when_asked():

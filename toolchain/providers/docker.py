@@ -141,10 +141,20 @@ class DockerObject(ResourceType):
         _removed(lambda: docker(self.kind, "rm", resource_id, engine=engine))
 
 
+# Inputs a stand-in network supports; any other is refused by `check` (never silently ignored).
+NETWORK_INPUTS = frozenset({"name", "driver", "internal", "attachable", "options", "ipamConfigs", "labels"})
+
+
 class Network(DockerObject):
     token = "docker:index/network:Network"
     kind = "network"
     # Every network input replaces it (upstream has no update for networks).
+
+    def check(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        failures = [(key, f"the medisys stand-in docker provider does not implement the network input {key}; "
+                          f"drop it or use the upstream pulumi-docker plugin") for key in sorted(set(inputs) - NETWORK_INPUTS)
+                    if inputs[key] is not None]
+        return dict(inputs), failures
 
     def create(self, inputs: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         engine = engine_for(config)
@@ -223,10 +233,6 @@ class Container(ResourceType):
         unsupported = sorted(set(inputs) - CONTAINER_INPUTS)
         failures += [(key, f"the medisys stand-in docker provider does not implement the container input {key}; "
                            f"drop it or use the upstream pulumi-docker plugin") for key in unsupported]
-        for index, network in enumerate(inputs.get("networksAdvanced") or []):
-            if not network.get("ipv4Address"):
-                failures.append((f"networksAdvanced[{index}].ipv4Address",
-                                 "the stand-in provider attaches containers at fixed addresses only: set ipv4_address"))
         checked = {**CONTAINER_DEFAULTS, **{k: v for k, v in inputs.items() if v is not None}}
         if checked.get("ports"):
             checked["ports"] = [{"ip": "0.0.0.0", "protocol": "tcp", **port} for port in checked["ports"]]
@@ -405,9 +411,15 @@ def _networks(found: dict[str, Any], program: list[dict[str, Any]]) -> list[dict
         live = attached[name]
         aliases = live.get("Aliases") or []
         mine = (wanted.get(name) or {}).get("aliases") or []
-        entry = {"name": name, "ipv4Address": (live.get("IPAMConfig") or {}).get("IPv4Address") or live.get("IPAddress", ""),
+        program_entry = wanted.get(name) or {}
+        # A fixed address reads back from IPAMConfig (as upstream reads it); an engine-picked one
+        # is not the program's and reads as unset (a network the program does not list is drift: shown whole).
+        picked = live.get("IPAddress", "") if (not program_entry or program_entry.get("ipv4Address")) else ""
+        fixed = (live.get("IPAMConfig") or {}).get("IPv4Address") or picked
+        entry = {"name": name, "ipv4Address": fixed,
                  "aliases": [a for a in mine if a in aliases] + [a for a in aliases if a not in mine and a not in docker_added]}
-        result.append({k: v for k, v in entry.items() if k in shape and (k != "aliases" or v or "aliases" in (wanted.get(name) or {}))})
+        keys = set(program_entry) if program_entry else shape
+        result.append({k: v for k, v in entry.items() if k in keys and (k != "aliases" or v or "aliases" in program_entry)})
     return result
 
 

@@ -85,6 +85,11 @@ def create_network(inputs: dict[str, Any], engine: Engine = DEFAULT_ENGINE) -> N
     args = ["network", "create", "--driver", inputs.get("driver", "bridge"), *_label_args(inputs.get("labels", []))]
     if inputs.get("internal"):
         args.append("--internal")
+    if inputs.get("attachable"):
+        # An overlay that containers (not only Swarm services) may join.
+        args.append("--attachable")
+    for key, value in sorted((inputs.get("options") or {}).items()):
+        args += ["--opt", f"{key}={value}" if value != "" else key]
     for ipam in inputs.get("ipamConfigs", []):
         args += ["--subnet", ipam["subnet"]]
         if ipam.get("gateway"):
@@ -206,7 +211,7 @@ def container_create_args(inputs: dict[str, Any]) -> list[str]:
     networks = inputs.get("networksAdvanced", [])
     if networks:
         first = networks[0]
-        args += ["--network", first["name"], "--ip", first["ipv4Address"]]
+        args += ["--network", first["name"], *(["--ip", first["ipv4Address"]] if first.get("ipv4Address") else [])]
         args += [a for alias in first.get("aliases") or [] for a in ("--network-alias", alias)]
     elif inputs.get("networkMode"):
         args += ["--network", inputs["networkMode"]]
@@ -251,7 +256,8 @@ def run_container(inputs: dict[str, Any], fail_on_exit: bool = True, engine: Eng
     docker(*container_create_args(inputs), engine=engine)
     for extra in inputs.get("networksAdvanced", [])[1:]:
         aliases = [a for alias in extra.get("aliases") or [] for a in ("--alias", alias)]
-        docker("network", "connect", "--ip", extra["ipv4Address"], *aliases, extra["name"], name, engine=engine)
+        address = ["--ip", extra["ipv4Address"]] if extra.get("ipv4Address") else []  # none: the engine picks one
+        docker("network", "connect", *address, *aliases, extra["name"], name, engine=engine)
     if inputs.get("uploads"):
         docker("cp", "-", f"{name}:/", input=_uploads_tar(inputs["uploads"]), engine=engine)
     if inputs.get("start") is False:
