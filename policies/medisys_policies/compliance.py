@@ -97,6 +97,7 @@ def _c(*refs: str) -> tuple[str, ...]:
 EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     # transmission security
     "tls-load-balancer-https-only": (E1,),
+    "tls-app-backend-verified": (E1, D),  # no plain hop to the app servers; the edge authenticates each one
     "tls-postgres-ssl-on": (E1, D),  # hostssl + scram-sha-256 only
     "tls-redis-clients": (E1, D),  # TLS-only ports and a password
     "tls-grafana-access": (E1, A1),

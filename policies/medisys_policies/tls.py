@@ -1,4 +1,5 @@
-"""Encryption in transit: HAProxy edge, PostgreSQL, Redis, and Grafana's reachability.
+"""Encryption in transit: HAProxy edge, HAProxy to the app servers, PostgreSQL, Redis, and
+Grafana's reachability.
 
 HIPAA 164.312(e)(1) transmission security. The checks read the literal config files the
 program uploads (see shapes.CONFIG_PATHS), never the TLS keys or certificates.
@@ -274,6 +275,192 @@ def load_balancer_https_only(res: Resource, settings: Settings, reporter: Report
             )
 
 
+# --- tls-app-backend-verified ------------------------------------------------------------------
+
+# What the edge-config job installs (components/container.py ConfigRelease): RELEASE_FILES lists
+# "staged-path=name" pairs, each staged path an upload, each name a file of the release dir.
+EDGE_RELEASE_DIR: Final = EDGE_RELEASE_CFG.rsplit("/", 1)[0]  # the `current` release HAProxy reads
+RELEASE_FILES_ENV: Final = "RELEASE_FILES"
+APP_TLS_ENV: Final = ("APP_TLS_CERT_FILE", "APP_TLS_KEY_FILE")
+# Options of a `server` line that take a value (so the value is not read as an option itself).
+_SERVER_VALUE_OPTIONS: Final = frozenset({
+    "verify", "ca-file", "crl-file", "crt", "verifyhost", "sni", "check-sni", "ciphers", "ciphersuites", "ssl-min-ver",
+    "ssl-max-ver", "alpn", "check-alpn", "npn", "inter", "fastinter", "downinter", "rise", "fall", "port", "addr", "weight",
+    "resolvers", "resolve-prefer", "init-addr", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
+    "maxconn", "minconn", "maxqueue", "slowstart", "cookie", "id", "source", "pool-max-conn", "pool-purge-delay",
+    "resolve-net", "resolve-opts", "proto", "check-proto", "namespace", "tcp-ut", "agent-port", "agent-inter", "agent-addr",
+    "agent-send", "redir", "track", "usesrc", "socks4", "set-proxy-v2-tlv-fmt", "shard", "guid", "hash-key", "log-proto",
+    "curves", "sigalgs", "client-sigalgs", "pool-low-conn", "max-reuse", "ws", "init-state",
+})
+
+
+def _server_options(words: tuple[str, ...]) -> dict[str, str | bool]:
+    """Flags (True/False for ssl/no-ssl, check-ssl/no-check-ssl) and valued options of one line's
+    option words, the last occurrence winning, as HAProxy applies them."""
+    options: dict[str, str | bool] = {}
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _SERVER_VALUE_OPTIONS and index + 1 < len(words):
+            options[word] = words[index + 1]
+            index += 2
+            continue
+        if word.startswith("no-") and word[3:] in ("ssl", "check-ssl", "verifyhost", "sni"):
+            options[word[3:]] = False
+        else:
+            options[word] = True
+        index += 1
+    return options
+
+
+def _backend_servers(config: HaproxyConfig) -> list[tuple[HaproxySection, str, dict[str, str | bool]]]:
+    """(section, server name, effective options) of every `server`/`server-template` line: the
+    preceding `defaults` section's `default-server` options, then the section's, then the line's."""
+    found = []
+    inherited: dict[str, str | bool] = {}
+    for section in config.sections:
+        own: dict[str, str | bool] = {}
+        for line in section.directives("default-server"):
+            own |= _server_options(line[1:])
+        if section.kind == "defaults":
+            inherited = own
+            continue
+        if section.kind not in ("backend", "listen"):
+            continue
+        for line in section.lines:
+            if line[0] == "server" and len(line) >= 3:
+                found.append((section, line[1], {**inherited, **own, **_server_options(line[3:])}))
+            elif line[0] == "server-template" and len(line) >= 4:
+                found.append((section, line[1], {**inherited, **own, **_server_options(line[4:])}))
+    return found
+
+
+def _release_files(res: Resource) -> dict[str, str]:
+    """Release name -> staged upload path, from the config job's RELEASE_FILES."""
+    pairs = (pair.partition("=") for pair in (res.env_value(RELEASE_FILES_ENV) or "").split())
+    return {name: staged for staged, sep, name in pairs if sep and staged and name}
+
+
+def _ships(res: Resource, path: str) -> bool:
+    """True if the file at `path` is one the container receives: an upload, or a file of the edge
+    release whose staged copy is uploaded."""
+    uploads = set(res.upload_paths())
+    if path in uploads:
+        return True
+    prefix = EDGE_RELEASE_DIR + "/"
+    if path.startswith(prefix):
+        staged = _release_files(res).get(path[len(prefix):])
+        return staged is not None and staged in uploads
+    return False
+
+
+def _check_app_backend(res: Resource, settings: Settings, reporter: Reporter) -> None:
+    if res.role == "load-balancer" and not res.config_file(HAPROXY_CFG).uploaded:
+        # It runs the edge-config release (its job's haproxy.cfg is judged); tls-load-balancer-
+        # https-only reports HAProxy running anything else. Only its command line matters here.
+        if "-dV" in res.string_list("command"):
+            reporter.violation(
+                "HAProxy runs with -dV, which turns off the verification of every server certificate",
+                "remove -dV from the HAProxy command",
+            )
+        return
+    text = read_config(res, HAPROXY_CFG, reporter, "TLS to the app servers")
+    if text is None:
+        return
+    config = parse_haproxy(text)
+    for section in config.of_kind("global"):
+        for line in section.directives("ssl-server-verify"):
+            if len(line) > 1 and line[1].lower() == "none":
+                reporter.violation(
+                    "haproxy.cfg global 'ssl-server-verify none' turns off the verification of server certificates",
+                    "remove it (HAProxy's default is required) or set 'ssl-server-verify required'",
+                )
+    servers = _backend_servers(config)
+    if not servers:
+        reporter.violation(
+            "haproxy.cfg has no backend server line, so how it reaches the app servers cannot be verified",
+            "declare the app servers in a backend ('server-template app N app:8080 ssl verify required ca-file ...')",
+        )
+    want_name = settings.flag("requireHostnameVerification")
+    for section, server, options in servers:
+        where = f"haproxy.cfg {section.kind} '{section.name}' server '{server}'"
+        fix_all = "add 'ssl verify required ca-file <the internal CA in the release> verifyhost <the name the app certificates carry>'"
+        if options.get("ssl") is not True:
+            reporter.violation(f"{where} reaches the app servers in plain text (no 'ssl')", fix_all)
+            continue
+        verify = options.get("verify")
+        if not isinstance(verify, str) or verify.lower() != "required":
+            reporter.violation(
+                f"{where} does not verify the server certificate ('verify required' is "
+                f"{'replaced by verify none' if isinstance(verify, str) else 'missing'})",
+                fix_all,
+            )
+        ca_file = options.get("ca-file")
+        if not isinstance(ca_file, str):
+            reporter.violation(f"{where} names no ca-file to verify the app servers' certificates with", fix_all)
+        elif ca_file.startswith("@"):
+            reporter.violation(
+                f"{where} trusts a system CA store instead of the internal CA",
+                "point ca-file at the internal CA installed with the release",
+            )
+        elif not _ships(res, ca_file):
+            reporter.violation(
+                f"{where} names a ca-file that is neither uploaded to this container nor part of the release it installs",
+                "upload the internal CA and install it with the release (RELEASE_FILES), and name that path",
+            )
+        if want_name and not isinstance(options.get("verifyhost"), str) and not isinstance(options.get("sni"), str):
+            reporter.violation(
+                f"{where} does not check the name in the server certificate (no verifyhost or sni), so any "
+                "certificate of the CA is accepted",
+                "add 'verifyhost <the name every app certificate carries>' (servers found by DNS send no SNI)",
+            )
+        if options.get("check-ssl") is False:
+            reporter.violation(f"{where} runs its health checks in plain text (no-check-ssl)", "remove no-check-ssl")
+
+
+def _check_app_server(res: Resource, reporter: Reporter) -> None:
+    uploads = set(res.upload_paths())
+    for name in APP_TLS_ENV:
+        path = res.env_value(name)
+        if not path:
+            reporter.violation(
+                f"the app server runs without {name}, so it serves plain HTTP",
+                "give it its own certificate from the internal CA: APP_TLS_CERT_FILE and APP_TLS_KEY_FILE naming "
+                "uploaded files (the key as a secret upload)",
+            )
+        elif path not in uploads:
+            reporter.violation(
+                f"{name} names a file that is not uploaded to the container, so the certificate it serves is not the program's",
+                f"upload the file at the path {name} names",
+            )
+
+
+@resource_policy(
+    "tls-app-backend-verified",
+    description="No plain-text hop behind the edge: HAProxy reaches the app servers only over TLS with "
+    "'ssl verify required', a ca-file it ships and a hostname check, and every app server runs with "
+    "its own certificate (APP_TLS_CERT_FILE/APP_TLS_KEY_FILE).",
+    types=[CONTAINER],
+    roles=["load-balancer", "load-balancer-config", "app"],
+    severity=Severity.CRITICAL,
+    config=schema(
+        requireHostnameVerification={
+            "type": "boolean",
+            "default": True,
+            "description": "Require verifyhost or sni on the backend servers (otherwise any certificate of the CA passes).",
+        },
+    ),
+    remediation="Render the backend as 'server-template app N app:8080 ssl verify required ca-file "
+    "/var/lib/haproxy/current/app-ca.crt verifyhost app check-ssl' with the internal CA installed in the edge "
+    "release, and give every app server its own certificate (APP_TLS_CERT_FILE, APP_TLS_KEY_FILE).",
+)
+def app_backend_verified(res: Resource, settings: Settings, reporter: Reporter) -> None:
+    if res.role == "app":
+        _check_app_server(res, reporter)
+    else:
+        _check_app_backend(res, settings, reporter)
+
+
 # --- tls-postgres-ssl-on -----------------------------------------------------------------------
 
 
@@ -453,4 +640,4 @@ def grafana_access(res: Resource, settings: Settings, reporter: Reporter) -> Non
         )
 
 
-POLICIES = [load_balancer_https_only, postgres_ssl_on, redis_clients, grafana_access]
+POLICIES = [load_balancer_https_only, app_backend_verified, postgres_ssl_on, redis_clients, grafana_access]

@@ -23,6 +23,7 @@ SECRET_SIG, SECRET_MARK = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac
 # variant -> (config changes, policy that must name it)
 VARIANTS = {
     "tls-off": ({}, "tls-load-balancer-https-only"),
+    "app-backend-plain": ({}, "tls-app-backend-verified"),
     "retention-7-days": ({"medisys:backups": {"retention_days": 7, "full_interval_hours": 24, "diff_interval_hours": 4}}, "backup-retention-minimum"),
     "one-app-server": ({}, "sizing-app-server-count"),
     "database-port-published": ({}, "exposure-only-load-balancer-publishes"),

@@ -77,6 +77,7 @@ frontend stats
 
 backend app
     balance roundrobin
+    default-server ssl verify required ca-file /etc/haproxy/certs/app-ca.crt verifyhost app check-ssl
     server app1 10.20.0.11:8000 check
     server app2 10.20.0.12:8000 check
 """
@@ -213,6 +214,7 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
         return [
             upload("/etc/haproxy/haproxy.cfg", HAPROXY_CFG),
             upload("/etc/haproxy/certs/site.pem", UNKNOWN_STRING),  # secret, computed
+            upload("/etc/haproxy/certs/app-ca.crt", UNKNOWN_STRING),  # the internal CA, computed
         ]
     if role == "postgres":
         return [
@@ -230,6 +232,11 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
         return [
             upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
             upload("/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"),
+        ]
+    if role == "app":
+        return [
+            upload("/etc/medisys/tls/server.crt", UNKNOWN_STRING),  # its own certificate, computed
+            upload("/run/secrets/server.key", UNKNOWN_STRING),  # secret, computed
         ]
     if role == "redis":
         return [
@@ -293,6 +300,8 @@ def container(role: str, name: str | None = None, **overrides: Any) -> dict[str,
         props["envs"] = props["envs"] + [
             "DATABASE_URL=postgresql://app@medisys-prod-pg-proxy:5432/medisys?sslmode=verify-full",
             "DATABASE_PASSWORD_FILE=/run/secrets/db-password",
+            "APP_TLS_CERT_FILE=/etc/medisys/tls/server.crt",
+            "APP_TLS_KEY_FILE=/run/secrets/server.key",
         ]
     props.update(overrides)
     return props

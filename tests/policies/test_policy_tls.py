@@ -1,13 +1,15 @@
-"""TLS policies: load balancer, PostgreSQL, Redis, Grafana."""
+"""TLS policies: load balancer, load balancer to the app servers, PostgreSQL, Redis, Grafana."""
 
 from __future__ import annotations
 
 import base64
 
 import policy_testkit as kit
+import pytest
 from policy_testkit import assert_violation, container, run_resource, with_upload
 
 LB = kit.policy_named("tls-load-balancer-https-only")
+APP_TLS = kit.policy_named("tls-app-backend-verified")
 PG = kit.policy_named("tls-postgres-ssl-on")
 REDIS = kit.policy_named("tls-redis-clients")
 GRAFANA = kit.policy_named("tls-grafana-access")
@@ -133,6 +135,137 @@ def test_base64_upload_is_read() -> None:
     encoded = base64.b64encode(kit.HAPROXY_CFG.encode()).decode()
     props = container("load-balancer", uploads=[{"file": HAPROXY, "contentBase64": encoded}])
     assert run_resource(LB, props, name="lb") == []
+
+
+# --- load balancer to the app servers -----------------------------------------------------------
+
+TLS_DEFAULTS = "    default-server ssl verify required ca-file /etc/haproxy/certs/app-ca.crt verifyhost app check-ssl\n"
+RELEASE_CA = "/var/lib/haproxy/current/app-ca.crt"
+
+
+def app_tls_with(cfg: str, role: str = "load-balancer-config", **overrides) -> list[str]:
+    props = with_upload(container(role, **overrides), HAPROXY, cfg)
+    return run_resource(APP_TLS, props, name="lb")
+
+
+def backend_with(server_options: str) -> str:
+    """The baseline config with the backend's default-server options replaced."""
+    return kit.HAPROXY_CFG.replace(TLS_DEFAULTS, f"    default-server {server_options}\n" if server_options else "")
+
+
+@pytest.mark.parametrize("role", ["load-balancer", "load-balancer-config", "app"])
+def test_compliant_edge_and_app_servers_pass_the_app_backend_policy(role: str) -> None:
+    assert run_resource(APP_TLS, container(role), name=role) == []
+
+
+def test_the_app_backend_policy_ignores_other_roles() -> None:
+    assert run_resource(APP_TLS, container("postgres-proxy"), name="pgproxy") == []
+
+
+def test_plain_backend_fails() -> None:
+    message = assert_violation(app_tls_with(backend_with("")), "lb", "server 'app1'", "plain text")
+    assert "ssl verify required ca-file" in message
+    assert len(app_tls_with(backend_with(""))) == 2  # one per server line
+
+
+def test_server_line_turning_verification_off_fails() -> None:
+    cfg = kit.HAPROXY_CFG.replace("server app2 10.20.0.12:8000 check", "server app2 10.20.0.12:8000 check verify none")
+    messages = app_tls_with(cfg)
+    assert_violation(messages, "lb", "server 'app2'", "does not verify", "verify none")
+    assert len(messages) == 1
+
+
+def test_ssl_without_verify_required_fails() -> None:
+    messages = app_tls_with(backend_with("ssl ca-file /etc/haproxy/certs/app-ca.crt verifyhost app"))
+    assert_violation(messages, "lb", "server 'app1'", "'verify required' is missing")
+
+
+def test_missing_ca_file_fails() -> None:
+    messages = app_tls_with(backend_with("ssl verify required verifyhost app"))
+    assert_violation(messages, "lb", "server 'app1'", "no ca-file")
+
+
+def test_system_ca_store_fails() -> None:
+    messages = app_tls_with(backend_with("ssl verify required ca-file @system-ca verifyhost app"))
+    assert_violation(messages, "lb", "server 'app1'", "system CA store")
+
+
+def test_ca_file_the_container_does_not_ship_fails() -> None:
+    messages = app_tls_with(backend_with("ssl verify required ca-file /etc/ssl/other.crt verifyhost app"))
+    assert_violation(messages, "lb", "server 'app1'", "neither uploaded")
+
+
+def test_ca_file_installed_with_the_edge_release_passes() -> None:
+    cfg = backend_with(f"ssl verify required ca-file {RELEASE_CA} verifyhost app check-ssl")
+    env = ["RELEASE_FILES=/etc/haproxy/haproxy.cfg=haproxy.cfg /etc/haproxy/certs/app-ca.crt=app-ca.crt"]
+    assert app_tls_with(cfg, envs=env) == []
+
+
+def test_ca_file_missing_from_the_edge_release_fails() -> None:
+    cfg = backend_with(f"ssl verify required ca-file {RELEASE_CA} verifyhost app")
+    env = ["RELEASE_FILES=/etc/haproxy/haproxy.cfg=haproxy.cfg"]
+    assert_violation(app_tls_with(cfg, envs=env), "lb", "server 'app1'", "neither uploaded")
+
+
+def test_no_hostname_check_fails_unless_relaxed() -> None:
+    cfg = backend_with("ssl verify required ca-file /etc/haproxy/certs/app-ca.crt")
+    assert_violation(app_tls_with(cfg), "lb", "server 'app1'", "no verifyhost or sni")
+    props = with_upload(container("load-balancer-config"), HAPROXY, cfg)
+    assert run_resource(APP_TLS, props, name="lb", config={"requireHostnameVerification": False}) == []
+
+
+def test_sni_counts_as_a_hostname_check() -> None:
+    assert app_tls_with(backend_with("ssl verify required ca-file /etc/haproxy/certs/app-ca.crt sni str(app)")) == []
+
+
+def test_plain_health_checks_fail() -> None:
+    cfg = kit.HAPROXY_CFG.replace("server app1 10.20.0.11:8000 check", "server app1 10.20.0.11:8000 check no-check-ssl")
+    assert_violation(app_tls_with(cfg), "lb", "server 'app1'", "no-check-ssl")
+
+
+def test_options_in_a_defaults_section_are_inherited() -> None:
+    cfg = backend_with("").replace("defaults\n    mode http\n", "defaults\n    mode http\n" + TLS_DEFAULTS)
+    assert app_tls_with(cfg) == []
+
+
+def test_global_ssl_server_verify_none_fails() -> None:
+    cfg = kit.HAPROXY_CFG.replace("global\n", "global\n    ssl-server-verify none\n")
+    assert_violation(app_tls_with(cfg), "lb", "ssl-server-verify none")
+
+
+def test_server_template_options_are_read_after_its_address() -> None:
+    backend = "    server app1 10.20.0.11:8000 check\n    server app2 10.20.0.12:8000 check\n"
+    template = "    server-template app 4 app:8080 ssl verify required ca-file /etc/haproxy/certs/app-ca.crt verifyhost app check\n"
+    assert app_tls_with(backend_with("").replace(backend, template)) == []
+    plain = "    server-template app 4 app:8080 check\n"
+    assert_violation(app_tls_with(backend_with("").replace(backend, plain)), "lb", "server 'app'", "plain text")
+
+
+def test_haproxy_without_backend_servers_cannot_be_verified() -> None:
+    cfg = "\n".join(line for line in kit.HAPROXY_CFG.splitlines() if not line.strip().startswith("server "))
+    assert_violation(app_tls_with(cfg), "lb", "no backend server line")
+
+
+def test_haproxy_running_the_edge_release_with_verification_off_fails() -> None:
+    command = ["haproxy", "-W", "-dV", "-f", "/var/lib/haproxy/current/haproxy.cfg"]
+    props = container("load-balancer", uploads=[], command=command)
+    assert_violation(run_resource(APP_TLS, props, name="lb"), "lb", "-dV")
+    props["command"] = [c for c in command if c != "-dV"]
+    assert run_resource(APP_TLS, props, name="lb") == []
+
+
+@pytest.mark.parametrize("variable", ["APP_TLS_CERT_FILE", "APP_TLS_KEY_FILE"])
+def test_app_server_without_its_certificate_fails(variable: str) -> None:
+    props = container("app")
+    props["envs"] = [e for e in props["envs"] if not e.startswith(variable + "=")]
+    message = assert_violation(run_resource(APP_TLS, props, name="app"), "app", f"without {variable}", "plain HTTP")
+    assert "internal CA" in message
+
+
+def test_app_server_certificate_that_is_not_uploaded_fails() -> None:
+    props = container("app")
+    props["uploads"] = [u for u in props["uploads"] if u["file"] != "/run/secrets/server.key"]
+    assert_violation(run_resource(APP_TLS, props, name="app"), "app", "APP_TLS_KEY_FILE names a file that is not uploaded")
 
 
 # --- postgres ----------------------------------------------------------------------------------

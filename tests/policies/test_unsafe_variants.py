@@ -16,6 +16,7 @@ from test_policy_pack import analyze_all, servicer
 HERE = Path(__file__).resolve().parent
 VARIANTS = {
     "tls-off": "tls-load-balancer-https-only",
+    "app-backend-plain": "tls-app-backend-verified",
     "retention-7-days": "backup-retention-minimum",
     "one-app-server": "sizing-app-server-count",
     "database-port-published": "exposure-only-load-balancer-publishes",

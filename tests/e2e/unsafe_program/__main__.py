@@ -4,6 +4,7 @@ Changes the config models cannot express (they refuse them) are made with a stac
 transformation, after the components built their resources, exactly as a careless edit would.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
         props["uploads"] = edited(props["uploads"], PATRONI_YML, lambda text: text.replace("nofailover: false", "nofailover: true"))
     elif variant == "tls-off" and role == "load-balancer-config":
         props["uploads"] = edited(props["uploads"], HAPROXY_CFG, lambda text: text.replace(" ssl crt", " #ssl crt"))
+    elif variant == "app-backend-plain" and role == "load-balancer-config":
+        # HAProxy back to plain HTTP towards the app servers: every option after the address dropped.
+        props["uploads"] = edited(props["uploads"], HAPROXY_CFG, lambda text: re.sub(r"(?m)^(\s*server-template \S+ \d+ \S+) ssl .*$", r"\1", text))
     elif variant == "connections-unlogged" and role == "postgres":
         props["uploads"] = edited(props["uploads"], POSTGRESQL_CONF, lambda text: text.replace("log_connections = on", "log_connections = off"))
     elif variant == "wal-push-synchronous" and role == "postgres":
