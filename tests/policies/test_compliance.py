@@ -106,7 +106,7 @@ def test_report_of_the_prod_preview_judges_each_resource_its_policy_selects() ->
     assert {row["status"] for row in report["summary"]} == {PASSED}
     privileged = policy_entry(report, "hardening-no-privileged")
     containers = [r for r in privileged["resources"]]
-    assert len(containers) == 34 and {r["type"] for r in containers} == {CONTAINER}
+    assert len(containers) == 37 and {r["type"] for r in containers} == {CONTAINER}
     postgres = policy_entry(report, "tls-postgres-ssl-on")["resources"]
     assert sorted(r["name"] for r in postgres) == ["medisys-prod-pg-1", "medisys-prod-pg-2", "medisys-prod-pg-3"]
     grafana = policy_entry(report, "tls-grafana-access")["resources"]
@@ -116,8 +116,11 @@ def test_report_of_the_prod_preview_judges_each_resource_its_policy_selects() ->
     assert policy_entry(report, "policy-config-matches-stack")["enforcementLevel"] == "mandatory"
     # Audit controls judged on every container, the members' connection log and HAProxy's request log among them.
     audit = policy_entry(report, "audit-access-logging")
-    assert audit["counts"] == {PASSED: 34, FAILED: 0, NOT_JUDGED: 0}
+    assert audit["counts"] == {PASSED: 37, FAILED: 0, NOT_JUDGED: 0}
     assert control_row(report, "HIPAA 164.312(b)")["status"] == PASSED
+    # TLS behind the edge: judged on every app server, both edges and their config jobs.
+    app_tls = policy_entry(report, "tls-app-backend-verified")
+    assert app_tls["counts"] == {PASSED: 7, FAILED: 0, NOT_JUDGED: 0}
 
 
 def test_report_shows_the_violated_policy_failed_for_each_violating_resource() -> None:
@@ -128,7 +131,7 @@ def test_report_shows_the_violated_policy_failed_for_each_violating_resource() -
     for resource in failed:
         (message,) = resource["messages"]
         assert message.startswith(f"Container '{resource['name']}' (role app): runs privileged")
-    assert entry["counts"] == {PASSED: 31, FAILED: 3, NOT_JUDGED: 0}
+    assert entry["counts"] == {PASSED: 34, FAILED: 3, NOT_JUDGED: 0}
     assert control_row(report, "CIS Docker v1.6.0 5.5")["status"] == FAILED
     assert control_row(report, "HIPAA 164.312(a)(1)")["status"] == FAILED
     assert control_row(report, "HIPAA 164.312(e)(1)")["status"] == PASSED
