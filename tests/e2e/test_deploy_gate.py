@@ -34,7 +34,8 @@ def prod_config_on_this_engine(variant: str, prefix: str) -> dict[str, Any]:
     host) and prod's policy config, which blocks it (placement-minimum-hosts among others)."""
     config = stack_file_config("prod")
     config["medisys:environment"] = "staging"
-    config.pop("medisys:hosts", None)
+    # Named explicitly (prod's policies refuse an engine left to the deployer's DOCKER_HOST).
+    config["medisys:hosts"] = [{"name": "local", "docker_host": "unix:///var/run/docker.sock"}]
     config["medisys:name_prefix"] = prefix
     config["medisys:networks"] = LIVE_OVERRIDES["networks"]
     config["medisys:load_balancer"] = {**config["medisys:load_balancer"], "bind_address": "127.0.0.1",

@@ -152,3 +152,22 @@ def test_unsafe_prod_variant_is_blocked_in_prod_and_only_warned_in_staging(varia
             # Named: the resource, the property and why it could not be judged.
             assert re.search(r"Container '[\w-]+-app-1' \(role app\): cannot verify policy 'hardening-non-root' "
                              r"in this preview: `user` is unknown until the update runs", output), output
+
+
+# Every placement rule broken at once (tests/e2e/unsafe_program PLACEMENT_VARIANTS; one by one in
+# tests/policies/test_unsafe_variants.py): one preview per environment for the whole class.
+PLACEMENT_POLICIES = ("placement-minimum-hosts", "placement-anti-affinity", "placement-segments-span-hosts",
+                      "placement-overlay-encrypted", "placement-engine-transport")
+
+
+def test_unsafe_placement_is_blocked_in_prod_and_only_warned_in_staging(tmp_path):
+    for environment, must_pass in (("prod", False), ("staging", True)):
+        name = f"unsafe-{environment}-{uuid.uuid4().hex[:6]}"
+        config = {**stack_file_config("prod"), "test:variant": "placement-unsafe"}
+        with temporary_stack(name, config, edge_secrets(), work_dir=UNSAFE_PROGRAM) as stack:
+            ok, output = preview(stack, environment, tmp_path)
+        assert ok is must_pass, output
+        level = "mandatory" if environment == "prod" else "advisory"
+        for policy in PLACEMENT_POLICIES:
+            assert re.search(rf"\[{level}\][^\n]*{policy}", output), f"{policy} not reported as {level} in {environment}:\n{output}"
+        assert "can't run policy" not in output

@@ -33,6 +33,16 @@ VARIANTS = {
     "offsite-retention-7-days": "backup-offsite-repository",
     "wal-push-synchronous": "backup-offsite-repository",
     "connections-unlogged": "audit-access-logging",
+    # Placement on several hosts (tests/e2e/unsafe_program: PLACEMENT_VARIANTS).
+    "members-on-one-host": "placement-anti-affinity",
+    "etcd-on-two-hosts": "placement-anti-affinity",
+    "redis-replica-with-master": "placement-anti-affinity",
+    "single-edge": "placement-anti-affinity",
+    "two-hosts": "placement-minimum-hosts",
+    "overlay-unencrypted": "placement-overlay-encrypted",
+    "bridge-on-several-hosts": "placement-segments-span-hosts",
+    "engine-plain-tcp": "placement-engine-transport",
+    "container-default-provider": "placement-minimum-hosts",
 }
 
 
@@ -53,7 +63,8 @@ def variant(request):
 # Staging's own retention minimum is 7 days (policies/config/staging.json), so that variant is
 # compliant there: it must not be blocked, and there is nothing to warn about.
 # Staging runs asynchronous replication by choice (policies/config/staging.json: not required).
-COMPLIANT_IN_STAGING = {"retention-7-days", "asynchronous-replication"}
+# Staging runs on two hosts (policies/config/staging.json: minHosts 2).
+COMPLIANT_IN_STAGING = {"retention-7-days", "asynchronous-replication", "two-hosts"}
 
 
 def test_unsafe_variant_is_mandatory_in_prod(variant):

@@ -4,6 +4,7 @@ Changes the config models cannot express (they refuse them) are made with a stac
 transformation, after the components built their resources, exactly as a careless edit would.
 """
 
+import copy
 import re
 import sys
 from pathlib import Path
@@ -22,8 +23,14 @@ from topology import build_topology  # noqa: E402
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
+DOCKER_PROVIDER = "pulumi:providers:docker"
+# Placement on several hosts, each unsafe alone; placement-unsafe makes every one of them at once
+# (one engine preview for the whole class).
+PLACEMENT_VARIANTS = ("members-on-one-host", "etcd-on-two-hosts", "redis-replica-with-master", "single-edge", "two-hosts",
+                      "overlay-unencrypted", "bridge-on-several-hosts", "engine-plain-tcp", "container-default-provider")
 PATRONI_YML = f"{PATRONI_DIR}/10-patroni.yml"
 variant = pulumi.Config("test").require("variant")
+unsafe = set(PLACEMENT_VARIANTS) if variant == "placement-unsafe" else {variant}
 # computed-container-user: the app servers' `user` comes from another resource's output, so it is
 # unknown in a preview: the policy that reads it cannot judge them and fails closed (a violation
 # naming `user`; the compliance report's "not judged"), even though the value will be non-root.
@@ -52,6 +59,18 @@ def make_unsafe(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
     if args.type_ == NETWORK and variant == "database-network-external" and label_of(args.props, "medisys.segment") == "database":
         # The first resources the program registers: a violation an `up` meets at its very start.
         return pulumi.ResourceTransformationResult({**args.props, "internal": False}, args.opts)
+    if args.type_ == NETWORK and "bridge-on-several-hosts" in unsafe and label_of(args.props, "medisys.segment") == "production":
+        # One segment a bridge again: it exists on the first host only.
+        return pulumi.ResourceTransformationResult({**args.props, "driver": "bridge", "attachable": None}, args.opts)
+    if args.type_ == DOCKER_PROVIDER and "engine-plain-tcp" in unsafe and args.name.endswith("-1"):
+        # The first host's engine over plain TCP: anyone on the path drives a root-equivalent daemon.
+        return pulumi.ResourceTransformationResult({**args.props, "host": "tcp://prod-docker-1.medisys.internal:2375",
+                                                    "ssh_opts": None, "sshOpts": None}, args.opts)
+    if args.type_ == CONTAINER and "container-default-provider" in unsafe and role_of(args.props) == "app-migrations":
+        # Created through the default provider: wherever the deployer's DOCKER_HOST points.
+        opts = copy.copy(args.opts)
+        opts.provider = None
+        return pulumi.ResourceTransformationResult(args.props, opts)
     if args.type_ != CONTAINER:
         return None
     props, role = dict(args.props), role_of(args.props)
@@ -106,5 +125,22 @@ elif variant == "grafana-off":
 elif variant == "grafana-by-tag":
     images = cfg.images.model_copy(update={"overrides": {**cfg.images.overrides, "grafana": "grafana/grafana:12.4.5"}})
     cfg = cfg.model_copy(update={"images": images})
+hosts = [h.name for h in cfg.hosts]
+# Model copies do not validate: the bypasses of prod's config a policy must still catch.
+placement = dict(cfg.placement)
+if "members-on-one-host" in unsafe:
+    placement["postgres"] = hosts[:1]
+if "etcd-on-two-hosts" in unsafe:
+    placement["etcd"] = hosts[:2]
+if "redis-replica-with-master" in unsafe:
+    placement["redis"] = hosts[:1]
+cfg = cfg.model_copy(update={"placement": placement})
+if "single-edge" in unsafe:
+    cfg = cfg.model_copy(update={"load_balancer": cfg.load_balancer.model_copy(update={"edges": 1})})
+if "two-hosts" in unsafe:
+    cfg = cfg.model_copy(update={"hosts": cfg.hosts[:2], "placement": {r: [h for h in v if h in hosts[:2]] or hosts[:1]
+                                                                          for r, v in cfg.placement.items()}})
+if "overlay-unencrypted" in unsafe:
+    cfg = cfg.model_copy(update={"networks": cfg.networks.model_copy(update={"encrypted": False})})
 pulumi.runtime.register_stack_transformation(make_unsafe)
-build_topology(cfg, config.read_edge_certificate(cfg))
+build_topology(cfg, config.read_edge_certificate(cfg), config.read_host_tls(cfg))
