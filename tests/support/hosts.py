@@ -40,3 +40,27 @@ def docker_on(name: str, *args: str, check: bool = True, timeout: int = 120) -> 
 def hosts(action: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(ROOT / "scripts" / "hosts"), action, *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def remove_leftovers(prefix: str) -> list[str]:
+    """Remove, on every host, what an interrupted run of `prefix` left (containers, then networks
+    and volumes: a killed session never ran its destroy)."""
+    removed = []
+    for name in NAMES:
+        for kind in ("container", "network", "volume"):
+            listing = ["ls", "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"] + (["-a"] if kind == "container" else [])
+            stale = [n for n in docker_on(name, kind, *listing).split() if n.startswith(prefix + "-")]
+            if stale:
+                docker_on(name, kind, "rm", *(["-f"] if kind != "network" else []), *stale, timeout=300)
+                removed += [f"{name}:{kind} {n}" for n in stale]
+    return removed
+
+
+def containers_by_host(stack: str) -> dict[str, dict[str, str]]:
+    """host -> {container name: its medisys.host label}, for the stack's containers on each engine."""
+    found = {}
+    for name in NAMES:
+        listing = docker_on(name, "ps", "-a", "--filter", f"label=medisys.stack={stack}", "--format",
+                            '{{.Names}} {{.Label "medisys.host"}} {{.Label "medisys.role"}}')
+        found[name] = {line.split()[0]: line.split()[1] for line in listing.splitlines() if line.strip()}
+    return found
