@@ -37,7 +37,7 @@ pulumi.export("containers", {
     "postgres_members": [c.name for c in platform.postgres.members],
     "postgres_etcd": [c.name for c in platform.postgres.etcd],
     "postgres_proxy": platform.postgres.proxy.name,
-    "backup_agent": platform.backups.agent.name if platform.backups.agent else None,
+    "backup_agent": platform.backup_agent.container.name,
     "offsite_sftp": platform.backups.offsite_sftp.name if platform.backups.offsite_sftp else None,
     "redis": [c.name for c in platform.redis.nodes],
     "prometheus": platform.monitoring.prometheus.name,

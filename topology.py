@@ -10,7 +10,7 @@ import config
 import placement as placement_plan
 from components.app_servers import SERVICE_ALIAS as APP_SERVICE_ALIAS
 from components.app_servers import AppConnections, AppServerTier, RolloutGate
-from components.backups import DatabaseBackups
+from components.backups import BackupAgent, BackupRepositories
 from components.hosts import DockerHosts
 from components.load_balancer import Backend, LoadBalancerTier
 from components.monitoring import MonitoringStack, ScrapeTargets
@@ -29,8 +29,9 @@ class Topology:
     hosts: DockerHosts
     networks: SegmentedNetworks
     ca: InternalCA
-    backups: DatabaseBackups
+    backups: BackupRepositories
     postgres: PostgresCluster
+    backup_agent: BackupAgent
     redis: RedisCluster
     apps: AppServerTier
     load_balancer: LoadBalancerTier
@@ -48,7 +49,9 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
                                  encrypted=cfg.overlay_encrypted, offsite_remote=cfg.backups.offsite.host is not None)
     ca = InternalCA(f"{prefix}-ca", organization="MediSys")
 
-    backups = DatabaseBackups(
+    # The repositories and what a member needs to push WAL to them come before the cluster; the
+    # agent, the repository host that reaches every member, after it.
+    backups = BackupRepositories(
         f"{prefix}-backup", cfg.backups, networks=networks, placement=placement, hosts=hosts, sftp_image=cfg.images.ref("offsite-sftp"), protect_data=cfg.protect_data
     )
     postgres = PostgresCluster(
@@ -62,11 +65,12 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
         backups=backups,
         protect_data=cfg.protect_data,
     )
-    backups.start_agent(
-        image=cfg.images.ref("postgres"),
-        data_volumes=postgres.data_volumes,
-        socket_volumes=postgres.socket_volumes,
-        members=postgres.members,
+    backup_agent = BackupAgent(
+        f"{prefix}-backup", cfg.backups, image=cfg.images.ref("postgres"), repositories=backups, members=postgres.backup_servers,
+        monitoring_user=postgres.monitoring_user, monitoring_password=postgres.passwords["monitoring"].result, ca=ca,
+        networks=networks, placement=placement, hosts=hosts,
+        # Every member's TLS server up and the monitoring role made: its first `check` needs them.
+        opts=pulumi.ResourceOptions(depends_on=[postgres]),
     )
     redis = RedisCluster(
         f"{prefix}-redis", cfg.redis, image=cfg.images.ref("redis"), networks=networks, placement=placement, hosts=hosts, ca=ca, protect_data=cfg.protect_data
@@ -141,10 +145,10 @@ def build_topology(cfg: config.StackConfig, edge_certificate: config.EdgeCertifi
             postgres_password=postgres.passwords["monitoring"].result,
             redis_nodes=[f"{a}:{REDIS_PORT}" for a in redis.addresses],
             redis_password=redis.password,
-            backup_agent=backups.metrics_target,
+            backup_agent=backup_agent.metrics_target,
             ca_cert_pem=ca.cert_pem,
         ),
         opts=pulumi.ResourceOptions(depends_on=[load_balancer, apps]),
     )
 
-    return Topology(placement, hosts, networks, ca, backups, postgres, redis, apps, load_balancer, monitoring)
+    return Topology(placement, hosts, networks, ca, backups, postgres, backup_agent, redis, apps, load_balancer, monitoring)

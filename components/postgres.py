@@ -18,7 +18,7 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 import yaml
 
-from components.backups import STANZA, DatabaseBackups, member_data_dir, member_volume_path
+from components.backups import STANZA, BackupRepositories, PgServer
 from components.container import Attachment, ConfigFile, ServiceSpec, service_container
 from components.hosts import DockerHosts
 from components.network import SegmentedNetworks
@@ -42,6 +42,8 @@ CERT_FILE = f"{TLS_DIR}/server.crt"
 KEY_FILE = "/var/lib/postgresql/tls/server.key"  # the entrypoint copies the uploaded key here, mode 0600
 ETCD_TLS_DIR = "/etc/etcd/tls"
 PASSWORD_LENGTH = 32
+# Member N keeps its data in MEMBERS_MOUNT/N (its volume); the image creates the directories.
+MEMBERS_MOUNT = "/var/lib/postgresql/members"
 APP_SCHEMA = "app"
 PATRONI_NAMESPACE = "/medisys/"
 ETCD_RESOURCES = Resources(memory_mb=128, cpus=0.25)
@@ -63,6 +65,14 @@ class ClusterPlan:
 
 
 MAX_MEMBERS = 4  # 1 + the most replicas config.Postgres allows; the endpoint keeps this many server slots
+
+
+def member_volume_path(index: int) -> str:
+    return f"{MEMBERS_MOUNT}/{index}"
+
+
+def member_data_dir(index: int) -> str:
+    return f"{member_volume_path(index)}/pgdata"
 
 
 def cluster_plan(name: str, settings: Postgres, address: Callable[[str, str], str], members: int | None = None) -> ClusterPlan:
@@ -287,7 +297,7 @@ class PostgresCluster(pulumi.ComponentResource):
         placement: Placement,
         hosts: DockerHosts,
         ca: InternalCA,
-        backups: DatabaseBackups,
+        backups: BackupRepositories,
         protect_data: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -361,34 +371,32 @@ class PostgresCluster(pulumi.ComponentResource):
         ]
         self.members: list[docker.Container] = []
         self.data_volumes: list[docker.Volume] = []
-        self.socket_volumes: list[docker.Volume] = []
+        # Each member as the backup agent (the repository host) reaches it: pgBackRest over TLS.
+        self.backup_servers: list[PgServer] = []
         for index, (member, address) in enumerate(self.plan.members, start=1):
             suffix = member.removeprefix(name + "-")
             member_host = placement[f"postgres-{index}"].host
             data = volume("postgres-data", f"{suffix}-data", protect=protect_data, host=member_host)
-            socket = volume("postgres-socket", f"{suffix}-socket", protect=False, host=member_host)
             self.data_volumes.append(data)
-            self.socket_volumes.append(socket)
+            backup_server = PgServer(member, address, member_data_dir(index))
+            self.backup_servers.append(backup_server)
             spec = ServiceSpec(
                 role="postgres",
                 image=image,
                 resources=args.resources,
-                attachments=[Attachment(network, address), *backups.member_attachments(placement[f"postgres-{index}"])],
-                # Patroni's REST API answers 200 on /health while PostgreSQL runs, in any role.
-                healthcheck=["curl", "-fsS", "-o", "/dev/null", "--cacert", CA_FILE, f"https://{address}:{REST_PORT}/health"],
+                attachments=[Attachment(network, address)],
+                # Patroni's REST API answers 200 on /health while PostgreSQL runs, in any role, and
+                # pgBackRest's TLS server answers (images/postgres/health.sh).
+                healthcheck=["medisys-postgres-health", f"https://{address}:{REST_PORT}/health"],
                 envs=["PG_ROLE=member", f"PATRONI_CONFIG={PATRONI_DIR}"],
                 files=[
                     ConfigFile(f"{PATRONI_DIR}/10-patroni.yml", render_patroni_yml(args, self.plan, index)),
                     *common_files,
-                    *backups.member_files(index),
+                    *backups.member_files(backup_server, SOCKET_DIR, ca),
                     *tls_files(member, address),
                 ],
-                volumes=[
-                    # Each member at its own path, the same in the backup agent (pgBackRest compares them).
-                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=member_volume_path(index)),
-                    docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
-                    backups.repository_mount,
-                ],
+                # The data volume only: the backup repositories live on the repository host.
+                volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=member_volume_path(index))],
                 user="postgres",
                 # Patroni stops PostgreSQL with a fast shutdown, which needs time to checkpoint.
                 stop_timeout_seconds=60,
@@ -399,7 +407,7 @@ class PostgresCluster(pulumi.ComponentResource):
             # stops, so the cluster always keeps a leader or a member ready to take over.
             self.members.append(
                 service_container(member, member, name, spec,
-                                  hosts.options(member_host, self, depends_on=[*self.etcd, *backups.member_dependencies, *self.members[-1:]]))
+                                  hosts.options(member_host, self, depends_on=[*self.etcd, *self.members[-1:]]))
             )
 
         # Every member slot the config allows, present or not (absent ones are simply down), so

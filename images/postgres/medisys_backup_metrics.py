@@ -8,9 +8,11 @@ exposition format to a file that busybox httpd serves on the management segment.
   status per repository), the backups of each (`backup[].database.repo-key`, `timestamp.stop`)
   and the newest WAL segment each repository holds (`archive[].max`, one entry per repository and
   database id);
-* the primary, found among the members' sockets: its current WAL file, the completed segments
-  still in pg_wal with their modification times (pg_ls_waldir), pg_stat_archiver and
-  archive_timeout. A repository's archive lag is the age of the oldest completed segment the
+* the primary, found among the members pgbackrest.conf lists (`pgN-host`: their PostgreSQL port,
+  over TLS as the monitoring role; the connection's settings come from libpq's PG* variables,
+  which the entrypoint sets) or, in a configuration without hosts, their sockets: its current WAL
+  file, the completed segments still in pg_wal with their modification times (pg_ls_waldir),
+  pg_stat_archiver and archive_timeout. A repository's archive lag is the age of the oldest completed segment the
   primary has and the repository lacks (0 when it has them all): a quiet database does not look
   lagging, a stuck archive does within one round;
 * the run records the loop writes (`repo<N>.status`: ok|failed, end time, exit code, type);
@@ -36,6 +38,7 @@ from typing import Any
 
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 REPO_KEY = re.compile(r"^repo([0-9]+)-(.+)$")
+PG_HOST_KEY = re.compile(r"^pg([0-9]+)-host$")
 # pgBackRest's stanza/repository status codes (`pgbackrest info`): 0 ok, 2 no valid backups;
 # every other code is an error (missing stanza, cipher or database mismatch, 99 unreachable).
 STATUS_OK, STATUS_NO_BACKUP = 0, 2
@@ -109,6 +112,19 @@ def repo_types(config_texts: list[str]) -> dict[int, str]:
             else:
                 types.setdefault(repo, "posix")
     return types
+
+
+def pg_hosts(config_texts: list[str]) -> list[str]:
+    """The members' addresses (`pgN-host`, in N order) from pgbackrest.conf, any section: the
+    repository host lists every member there."""
+    hosts: dict[int, str] = {}
+    for text in config_texts:
+        for raw in text.splitlines():
+            key, sep, value = raw.strip().partition("=")
+            match = PG_HOST_KEY.match(key.strip())
+            if sep and match and value.strip():
+                hosts[int(match.group(1))] = value.strip()
+    return [hosts[n] for n in sorted(hosts)]
 
 
 def parse_run(text: str) -> Run | None:
@@ -263,10 +279,11 @@ select pg_walfile_name(pg_current_wal_lsn()),
 WAL_QUERY = "select name, extract(epoch from modification) from pg_ls_waldir()"
 
 
-def psql(socket_dir: str, query: str) -> list[list[str]] | None:
+def psql(target: str, query: str, user: str = "postgres", port: int = 5432) -> list[list[str]] | None:
+    """Rows of `query` on one member: `target` is its address or its socket directory."""
     try:
         result = subprocess.run(
-            ["psql", "-X", "-q", "-At", "-F", "\t", "-h", socket_dir, "-U", "postgres", "-d", "postgres", "-c", query],
+            ["psql", "-X", "-q", "-At", "-F", "\t", "-h", target, "-p", str(port), "-U", user, "-d", "postgres", "-c", query],
             capture_output=True, text=True, timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -290,11 +307,11 @@ def parse_primary(primary_rows: list[list[str]], wal_rows: list[list[str]]) -> P
     )
 
 
-def find_primary(socket_dirs: list[str]) -> Primary | None:
-    for socket_dir in socket_dirs:
-        rows = psql(socket_dir, PRIMARY_QUERY)
+def find_primary(targets: list[str], user: str = "postgres", port: int = 5432) -> Primary | None:
+    for target in targets:
+        rows = psql(target, PRIMARY_QUERY, user, port)
         if rows:  # a standby answers no row; a member that does not answer, None
-            return parse_primary(rows, psql(socket_dir, WAL_QUERY) or [])
+            return parse_primary(rows, psql(target, WAL_QUERY, user, port) or [])
     return None
 
 
@@ -321,7 +338,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stanza", default=os.environ.get("STANZA", "main"))
     parser.add_argument("--config", default="/etc/pgbackrest/pgbackrest.conf")
-    parser.add_argument("--sockets", default="/var/run/postgresql/members/*", help="glob of the members' socket directories")
+    parser.add_argument("--sockets", default="/var/run/postgresql/members/*",
+                        help="glob of the members' socket directories, used when pgbackrest.conf lists no pgN-host")
+    parser.add_argument("--user", default="postgres", help="the role that reads the primary's WAL position (pg_monitor)")
+    parser.add_argument("--port", type=int, default=5432, help="the members' PostgreSQL port")
     parser.add_argument("--mounts", default="/var/lib/postgresql/members/* /var/lib/pgbackrest", help="space-separated globs for the filesystem metrics")
     parser.add_argument("--runs", default="/var/lib/medisys-backup", help="folder of the repo<N>.status run records")
     parser.add_argument("--output", required=True, help="file to write (atomically)")
@@ -333,7 +353,7 @@ def main(argv: list[str]) -> int:
     text = render(
         stanza=args.stanza,
         info=pgbackrest_info(args.stanza),
-        primary=find_primary(sorted(glob.glob(args.sockets))),
+        primary=find_primary(pg_hosts(texts) or sorted(glob.glob(args.sockets)), args.user, args.port),
         runs=read_runs(Path(args.runs)) if Path(args.runs).is_dir() else {},
         types=repo_types(texts),
         full_interval_hours=int(os.environ["BACKUP_FULL_INTERVAL_HOURS"]),

@@ -15,5 +15,7 @@ curl --version | head -n 1
 jq --version
 busybox --list | grep -qx httpd && echo "busybox httpd: present"
 medisys-backup-metrics --help >/dev/null && echo "medisys-backup-metrics: runs"
+test -x /usr/local/bin/medisys-postgres-health && echo "medisys-postgres-health: present"
+pgbackrest help server tls-server-auth >/dev/null && echo "pgbackrest server: present"
 ls -ld /var/lib/medisys-backup /etc/postgresql/tls
 id

@@ -106,6 +106,9 @@ EVIDENCE: Final[dict[str, tuple[str, ...]]] = {
     "backup-retention-minimum": (A7,),
     "backup-offsite-repository": (A7,),  # 164.308(a)(7)(ii)(A)/(B): a copy that survives the site
     "backup-repository-encrypted": (A7, A1),  # 164.312(a)(2)(iv) encryption of the backup copy
+    # The repository host and the members over pgBackRest's TLS server: backups and WAL reach the
+    # real repository from every host, encrypted in transit, each side authenticated by certificate.
+    "backup-repository-host-tls": (A7, E1, D),
     "backup-wal-archiving": (A7, C1),  # point-in-time recovery, no committed write lost
     "backup-redis-persistence": (A7, C1),
     "postgres-automatic-failover": (A7,),

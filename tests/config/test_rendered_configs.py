@@ -19,7 +19,6 @@ import placement
 from components.app_servers import CA_PATH as APP_CA_PATH
 from components.app_servers import SECRETS_DIR, SERVICE_ALIAS, AppConnections, app_environment
 from components.app_servers import health_check as app_health_check
-from components.backups import OffsiteEndpoint, agent_pg_hosts, member_pg_host, render_offsite_conf, render_pgbackrest_conf
 from components.load_balancer import APP_CA_PATH as EDGE_APP_CA_PATH
 from components.load_balancer import Backend, render_haproxy_cfg
 from components.monitoring import PROMETHEUS_CA, ScrapeTargets, render_alertmanager_yml, render_blackbox_yml, render_prometheus_yml, rule_files
@@ -490,34 +489,3 @@ def test_blackbox_exporter_accepts_its_rendered_configuration(tmp_path):
     script = "prometheus-blackbox-exporter --config.check --config.file=/etc/blackbox/blackbox.yml"
     result = run_in_image("prometheus", script, {root: "/etc/blackbox"})
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("servers", [member_pg_host(2), agent_pg_hosts(3)], ids=["member", "agent"])
-def test_pgbackrest_accepts_the_rendered_configuration_and_rejects_unknown_options(tmp_path, servers):
-    good = render_pgbackrest_conf(CFG.backups, servers, OffsiteEndpoint("10.0.4.50", 2222, "pgbackrest", "/srv/pgbackrest"))
-    offsite = render_offsite_conf("y", "0" * 64)
-    bad = (good.replace("repo1-retention-full=", "repo1-retention-fulll="), good.replace("repo2-sftp-host-port=", "repo2-sftp-port="))
-    for name, text, ok in (("good", good, True), ("bad1", bad[0], False), ("bad2", bad[1], False)):
-        files = {"pgbackrest.conf": text, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n", "conf.d/offsite.conf": offsite}
-        root = write_tree(tmp_path / name, files)
-        # No network here: the offsite repository cannot answer; io-timeout=1 keeps its retries short.
-        script = ("pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main"
-                  " --io-timeout=1 --output=json info")
-        result = run_in_image("postgres", script, {root: "/etc/pgbackrest"})
-        output = result.stdout + result.stderr
-        assert ("invalid option" in output or "unknown option" in output) is not ok, output
-
-
-def test_pgbackrest_pushes_wal_asynchronously_and_gets_it_synchronously(tmp_path):
-    """pgBackRest's own reading of the rendered file: archive-push async (an unreachable offsite
-    repository does not hold back the local one), archive-get as before (restores and replicas)."""
-    conf = render_pgbackrest_conf(CFG.backups, member_pg_host(1), OffsiteEndpoint("10.0.4.50", 2222, "pgbackrest", "/srv/pgbackrest"))
-    root = write_tree(tmp_path / "async", {"pgbackrest.conf": conf, "conf.d/cipher.conf": "[global]\nrepo1-cipher-pass=x\n",
-                                           "conf.d/offsite.conf": render_offsite_conf("y", "0" * 64)})
-    base = "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --config-include-path=/etc/pgbackrest/conf.d --stanza=main help"
-    push = run_in_image("postgres", f"{base} archive-push archive-async", {root: "/etc/pgbackrest"})
-    get = run_in_image("postgres", f"{base} archive-get archive-async", {root: "/etc/pgbackrest"})
-    assert push.returncode == 0 and "current: true" in push.stdout, push.stdout + push.stderr
-    timeout = run_in_image("postgres", f"{base} archive-push io-timeout", {root: "/etc/pgbackrest"})
-    assert "current: 15" in timeout.stdout, timeout.stdout + timeout.stderr
-    assert get.returncode == 0 and "current:" not in get.stdout, get.stdout + get.stderr

@@ -1,4 +1,5 @@
-"""Data tier, live: streaming replication, a read-only replica, TLS-only access, restorable backups.
+"""Data tier, live: streaming replication, a read-only replica, TLS-only access, restorable backups
+taken by the repository host (the backup agent) over pgBackRest's TLS server.
 
 Which member leads is Patroni's runtime decision: each check asks the cluster (tests/live/cluster.py).
 """
@@ -12,8 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.live.cluster import wait_whole
-from tests.live.probes import exec_in, http, psql
+from tests.live.cluster import wait_for, wait_whole
+from tests.live.probes import docker, exec_in, http, psql
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "medisys"
@@ -87,6 +88,63 @@ def test_backup_is_taken_listed_encrypted_and_retained(deployment):
     assert "repo1-retention-full-type=time" in config and "repo1-retention-full=7" in config
     metrics = exec_in(agent, "cat", "/var/lib/medisys-backup/www/metrics")
     assert re.search(r'^medisys_backup_last_success_timestamp_seconds\{stanza="main",repo="1",repo_type="posix",type="full"\} [0-9]+$', metrics, re.M)
+
+
+def mounts(container: str) -> list[str]:
+    """`volume:destination` of each volume the container mounts."""
+    listing = docker("inspect", "--format", '{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}', container)
+    return sorted(listing.split())
+
+
+def test_only_the_repository_host_mounts_the_repository_and_holds_its_cipher_passes(deployment):
+    agent = deployment.one("postgres-backup")
+    # Its own repository volume and nothing of the members': it reaches them over TLS.
+    assert mounts(agent) == [f"{deployment.prefix}-backup-repository:/var/lib/pgbackrest"]
+    for member in deployment.roles["postgres"]:
+        assert [m for m in mounts(member) if "/var/lib/pgbackrest" in m or "backup" in m] == [], mounts(member)
+        assert exec_in(member, "ls", "/etc/pgbackrest/conf.d", check=False).split() == []
+        conf = exec_in(member, "cat", "/etc/pgbackrest/pgbackrest.conf")
+        settings = [line for line in conf.splitlines() if line and not line.startswith("#")]
+        assert {"repo1-host-type=tls", "repo2-host-type=tls"} <= set(settings) and not [line for line in settings if "cipher" in line]
+    # The member reads the repository through the agent, the cipher pass coming from there.
+    info = exec_in(deployment.roles["postgres"][0], "pgbackrest", "--stanza=main", "--repo=1", "info")
+    assert "cipher: aes-256-cbc" in info and "full backup" in info
+
+
+def database_address(container: str) -> str:
+    return docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container).split()[0]
+
+
+def logs(container: str, since: str) -> str:
+    result = subprocess.run(["docker", "logs", "--since", since, container], capture_output=True, text=True, timeout=60)
+    return result.stdout + result.stderr
+
+
+def test_a_members_tls_server_lets_in_the_repository_host_only(deployment):
+    first, second = deployment.roles["postgres"][:2]
+    # The other member's TLS server, reached with this member's client certificate: of the stack's
+    # CA, but not the name that member lets in (the agent's).
+    result = subprocess.run(
+        ["docker", "exec", first, "pgbackrest", "--no-config", "--stanza=main", f"--pg1-host={database_address(second)}",
+         "--pg1-host-type=tls", "--pg1-host-ca-file=/etc/pgbackrest/tls/ca.crt", "--pg1-host-cert-file=/etc/pgbackrest/tls/client.crt",
+         "--pg1-host-key-file=/var/lib/postgresql/pgbackrest-tls/client.key", "--pg1-path=/var/lib/postgresql/members/2/pgdata",
+         "--repo1-path=/tmp/no-repository", "--io-timeout=5", "check"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "access denied" in result.stdout + result.stderr, result.stdout[-1500:] + result.stderr[-1500:]
+
+
+def test_a_members_tls_server_is_started_again_when_it_dies_and_backups_go_on(deployment):
+    _, (replica, *_) = wait_whole(deployment)
+    since = docker("inspect", "--format", "{{.State.StartedAt}}", replica).strip()
+    exec_in(replica, "pkill", "-x", "pgbackrest")
+    # The entrypoint's supervisor starts it again a second later; Patroni and PostgreSQL never notice.
+    wait_for(lambda: "starting it again" in logs(replica, since), 30, "the TLS server's restart logged")
+    health = ["docker", "exec", replica, "medisys-postgres-health", f"https://{database_address(replica)}:8008/health"]
+    wait_for(lambda: subprocess.run(health, capture_output=True, timeout=30).returncode == 0, 30, "the replica's health check passing again")
+    assert docker("inspect", "--format", "{{.State.Health.Status}}", replica).strip() == "healthy"
+    # The repository host reaches every member again: its check (all members, both repositories) passes.
+    exec_in(deployment.one("postgres-backup"), "pgbackrest", "--stanza=main", "check", timeout=180)
 
 
 def test_backup_restores_into_a_scratch_container_with_the_row(deployment):

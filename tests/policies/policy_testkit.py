@@ -123,6 +123,8 @@ maxmemory-policy noeviction
 include /etc/redis/secrets/auth.conf
 """
 
+# The repository host's (the backup agent's): both repositories, its TLS server for the members'
+# WAL, every member reached over TLS.
 PGBACKREST_CONF = """\
 [global]
 repo1-path=/var/lib/pgbackrest
@@ -139,12 +141,56 @@ repo2-retention-full=90
 repo2-cipher-type=aes-256-cbc
 log-level-console=info
 spool-path=/var/spool/pgbackrest
+tls-server-address=10.30.0.40
+tls-server-ca-file=/etc/pgbackrest/tls/ca.crt
+tls-server-cert-file=/etc/pgbackrest/tls/server.crt
+tls-server-key-file=/var/lib/postgresql/pgbackrest-tls/server.key
+tls-server-auth=medisys-prod-pg-1-backup-client=medisys
+tls-server-auth=medisys-prod-pg-2-backup-client=medisys
 
 [global:archive-push]
 archive-async=y
 
 [medisys]
 pg1-host=10.30.0.10
+pg1-host-type=tls
+pg1-host-ca-file=/etc/pgbackrest/tls/ca.crt
+pg1-host-cert-file=/etc/pgbackrest/tls/client.crt
+pg1-host-key-file=/var/lib/postgresql/pgbackrest-tls/client.key
+pg1-path=/var/lib/postgresql/data
+pg2-host=10.30.0.11
+pg2-host-type=tls
+pg2-host-ca-file=/etc/pgbackrest/tls/ca.crt
+pg2-host-cert-file=/etc/pgbackrest/tls/client.crt
+pg2-host-key-file=/var/lib/postgresql/pgbackrest-tls/client.key
+pg2-path=/var/lib/postgresql/data
+"""
+
+# A member's: both repositories on the repository host over TLS (no storage, no cipher pass), its
+# own TLS server for the repository host, asynchronous archive-push.
+MEMBER_PGBACKREST_CONF = """\
+[global]
+repo1-host=10.30.0.40
+repo1-host-type=tls
+repo1-host-ca-file=/etc/pgbackrest/tls/ca.crt
+repo1-host-cert-file=/etc/pgbackrest/tls/client.crt
+repo1-host-key-file=/var/lib/postgresql/pgbackrest-tls/client.key
+repo2-host=10.30.0.40
+repo2-host-type=tls
+repo2-host-ca-file=/etc/pgbackrest/tls/ca.crt
+repo2-host-cert-file=/etc/pgbackrest/tls/client.crt
+repo2-host-key-file=/var/lib/postgresql/pgbackrest-tls/client.key
+spool-path=/var/spool/pgbackrest
+tls-server-address=10.30.0.10
+tls-server-ca-file=/etc/pgbackrest/tls/ca.crt
+tls-server-cert-file=/etc/pgbackrest/tls/server.crt
+tls-server-key-file=/var/lib/postgresql/pgbackrest-tls/server.key
+tls-server-auth=medisys-prod-backup-agent-client=medisys
+
+[global:archive-push]
+archive-async=y
+
+[medisys]
 pg1-path=/var/lib/postgresql/data
 """
 
@@ -223,8 +269,8 @@ def role_uploads(role: str) -> list[dict[str, Any]]:
             upload("/etc/postgresql/postgresql.conf", POSTGRESQL_CONF),
             upload("/etc/postgresql/pg_hba.conf", PG_HBA_CONF),
             upload("/etc/postgresql/tls/server.key", UNKNOWN_STRING),
-            upload("/etc/pgbackrest/pgbackrest.conf", PGBACKREST_CONF),
-            upload("/etc/pgbackrest/conf.d/cipher.conf", f"[global]\nrepo1-cipher-pass={SECRET}\n"),
+            upload("/etc/pgbackrest/pgbackrest.conf", MEMBER_PGBACKREST_CONF),
+            upload("/etc/pgbackrest/tls/client.key", UNKNOWN_STRING),
         ]
     if role == "postgres-proxy":
         return [upload("/etc/haproxy/haproxy.cfg", PG_PROXY_CFG)]

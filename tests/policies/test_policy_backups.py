@@ -282,3 +282,120 @@ def test_redis_appendfsync_no_fails() -> None:
     conf = kit.REDIS_CONF.replace("appendfsync everysec", "appendfsync no")
     props = with_upload(container("redis"), "/etc/redis/redis.conf", conf)
     assert_violation(run_resource(REDIS, props, name="r1"), "r1", "appendfsync no")
+
+
+# --- the repository host: members push WAL over TLS, no repository volume on a member -------------
+
+HOST_TLS = kit.policy_named("backup-repository-host-tls")
+MEMBER_CONF = kit.MEMBER_PGBACKREST_CONF
+REPO_VOLUME = {"volumeName": f"{kit.PREFIX}-backup-repo", "containerPath": "/var/lib/pgbackrest"}
+
+
+def stack_with(*changes: tuple[str, str, str]) -> list:
+    """The baseline with (container name, old, new) replacements in its pgbackrest.conf."""
+    stack = baseline_stack()
+    for name, old, new in changes:
+        props = next(p for _, n, p in stack if n == name)
+        text = next(u["content"] for u in props["uploads"] if u["file"] == PGBACKREST)
+        assert old in text, (name, old)
+        stack = replace(stack, name, uploads=with_upload(props, PGBACKREST, text.replace(old, new))["uploads"])
+    return stack
+
+
+def test_the_repository_host_layout_passes() -> None:
+    assert run_stack(HOST_TLS, baseline_stack()) == []
+
+
+def test_a_member_mounting_the_repository_volume_fails() -> None:
+    found = run_stack(HOST_TLS, replace(baseline_stack(), "pg-2", volumes=[REPO_VOLUME]))
+    message = assert_violation(messages(found), "pg-2", "mounts volume 'medisys-prod-backup-repo' (role backup-repo)")
+    assert "empty repository of the same name" in message and found[0][1] == kit.urn(kit.CONTAINER, "pg-2")
+
+
+def test_a_member_mounting_anything_at_the_repository_path_fails() -> None:
+    found = run_stack(HOST_TLS, replace(baseline_stack(), "pg-1", volumes=[{"volumeName": "stray", "containerPath": "/var/lib/pgbackrest"}]))
+    assert_violation(messages(found), "pg-1", "at the repository path /var/lib/pgbackrest")
+
+
+def test_a_member_pushing_wal_over_ssh_or_without_verifying_the_repository_host_fails() -> None:
+    found = run_stack(HOST_TLS, stack_with(("pg-1", "repo1-host-type=tls", "repo1-host-type=ssh")))
+    assert_violation(messages(found), "pg-1", "repo1-host-type=ssh (not pgBackRest's TLS server)")
+    found = run_stack(HOST_TLS, stack_with(("pg-1", "repo2-host-ca-file=/etc/pgbackrest/tls/ca.crt\n", "")))
+    assert_violation(messages(found), "pg-1", "no repo2-host-ca-file")
+    # No type at all is pgBackRest's default, ssh.
+    found = run_stack(HOST_TLS, stack_with(("pg-2", "repo1-host-type=tls\n", "")))
+    assert_violation(messages(found), "pg-2", "repo1-host-type=ssh")
+
+
+def test_a_member_without_tls_server_auth_fails() -> None:
+    found = run_stack(HOST_TLS, stack_with(("pg-1", "tls-server-auth=medisys-prod-backup-agent-client=medisys\n", "")))
+    message = assert_violation(messages(found), "pg-1", "runs no complete TLS server (missing tls-server-auth)")
+    assert "tls-server-auth=<repository host client CN>=<stanza>" in message
+
+
+def test_a_member_with_a_repository_of_its_own_fails() -> None:
+    stack = replace(baseline_stack(), "pg-1", uploads=with_upload(container("postgres"), PGBACKREST, kit.PGBACKREST_CONF)["uploads"])
+    found = run_stack(HOST_TLS, stack)
+    assert_violation(messages(found), "pg-1", "repo1 has no repo1-host")
+    assert_violation(messages(found), "pg-1", "repo2 has no repo2-host")
+
+
+def test_a_member_pushing_wal_elsewhere_or_left_out_by_the_repository_host_fails() -> None:
+    found = run_stack(HOST_TLS, stack_with(("pg-1", "repo1-host=10.30.0.40", "repo1-host=10.30.0.99")))
+    assert_violation(messages(found), "pg-1", "repo1-host=10.30.0.99 is not the repository host's TLS server address (10.30.0.40)")
+    found = run_stack(HOST_TLS, stack_with(("pg-2", "tls-server-address=10.30.0.10", "tls-server-address=10.30.0.12")))
+    assert_violation(messages(found), "pg-2", "(10.30.0.12) is not among the repository host's members")
+
+
+def test_a_repository_host_reading_members_volumes_or_reaching_them_unverified_fails() -> None:
+    data = {"volumeName": f"{kit.PREFIX}-postgres-data", "containerPath": "/var/lib/postgresql/data", "readOnly": True}
+    found = run_stack(HOST_TLS, replace(baseline_stack(), "postgres-backup", volumes=[REPO_VOLUME, data]))
+    assert_violation(messages(found), "postgres-backup", "mounts volume 'medisys-prod-postgres-data' (role postgres-data)")
+    found = run_stack(HOST_TLS, stack_with(("postgres-backup", "pg2-host-type=tls", "pg2-host-type=ssh")))
+    assert_violation(messages(found), "postgres-backup", "reaches member 10.30.0.11 with pg2-host-type=ssh")
+    found = run_stack(HOST_TLS, stack_with(("postgres-backup", "pg1-host=10.30.0.10\n", "")))
+    assert_violation(messages(found), "postgres-backup", "pg1 has no pg1-host")
+
+
+def test_a_repository_host_without_its_tls_server_or_with_a_remote_repository_fails() -> None:
+    auth = "tls-server-auth=medisys-prod-pg-1-backup-client=medisys\ntls-server-auth=medisys-prod-pg-2-backup-client=medisys\n"
+    found = run_stack(HOST_TLS, stack_with(("postgres-backup", auth, "")))
+    assert_violation(messages(found), "postgres-backup", "runs no complete TLS server (missing tls-server-auth)")
+    found = run_stack(HOST_TLS, stack_with(("postgres-backup", "repo1-path=/var/lib/pgbackrest", "repo1-host=10.30.0.77")))
+    assert_violation(messages(found), "postgres-backup", "sends repo1 to another host (10.30.0.77)")
+
+
+def test_the_single_host_layout_can_be_allowed_by_config() -> None:
+    stack = replace(baseline_stack(), "pg-2", volumes=[REPO_VOLUME])
+    assert run_stack(HOST_TLS, stack, config={"requireRepositoryHost": False}) == []
+
+
+def test_the_repository_host_violations_block_prod_and_warn_in_staging() -> None:
+    from pulumi.runtime import proto
+    from test_policy_pack import analyze_all, servicer
+
+    for unsafe in (
+        replace(baseline_stack(), "pg-2", volumes=[REPO_VOLUME]),
+        stack_with(("pg-1", "repo1-host-type=tls", "repo1-host-type=ssh")),
+        stack_with(("pg-1", "tls-server-auth=medisys-prod-backup-agent-client=medisys\n", "")),
+    ):
+        for environment, level in (("prod", proto.MANDATORY), ("staging", proto.ADVISORY)):
+            hits = [d for d in analyze_all(servicer(environment), unsafe) if d.policyName == "backup-repository-host-tls"]
+            assert hits and {d.enforcementLevel for d in hits} == {level}, (environment, [d.message for d in hits])
+
+
+def test_members_on_the_repository_host_are_judged_for_pushing_to_every_repository_asynchronously() -> None:
+    assert run_resource(OFFSITE, member_with(MEMBER_CONF), name="pg") == []
+    one = "".join(line + "\n" for line in MEMBER_CONF.splitlines() if not line.startswith("repo2-"))
+    message = assert_violation(run_resource(OFFSITE, member_with(one), name="pg"), "pg", "pushes WAL to one repository only (repo1")
+    assert "repo2-host" in message
+    sync = MEMBER_CONF.replace("archive-async=y", "archive-async=n")
+    assert_violation(run_resource(OFFSITE, member_with(sync), name="pg"), "pg", "archive-push is synchronous")
+
+
+def test_a_member_without_a_repository_of_its_own_needs_no_cipher_pass() -> None:
+    # Its repositories are encrypted on the repository host, whose configuration is judged there.
+    assert run_resource(ENCRYPTED, member_with(MEMBER_CONF), name="pg") == []
+    agent = container("postgres-backup")
+    agent["uploads"] = [u for u in agent["uploads"] if not u["file"].startswith("/etc/pgbackrest/conf.d/")]
+    assert_violation(run_resource(ENCRYPTED, agent, name="backup"), "backup", "no cipher passphrase file")

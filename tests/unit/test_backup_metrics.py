@@ -278,3 +278,36 @@ def test_a_hanging_pgbackrest_or_member_counts_as_no_answer(monkeypatch):
     monkeypatch.setattr(tool.subprocess, "run", hang)
     assert tool.pgbackrest_info("main") is None
     assert tool.find_primary(["/var/run/postgresql/members/1"]) is None
+
+
+# --- the members, as the repository host reaches them -----------------------------------------------
+
+
+def test_members_are_the_pg_hosts_of_the_repository_hosts_configuration_in_order():
+    from components.backups import OffsiteEndpoint, PgServer, render_repository_conf
+    from config import Backups
+
+    members = [PgServer(f"pg-{i}", f"10.0.2.{9 + i}", f"/var/lib/postgresql/members/{i}/pgdata") for i in (1, 2, 3)]
+    conf = render_repository_conf(Backups(), "10.0.2.40", members, OffsiteEndpoint("10.0.4.50", 2222, "pgbackrest", "/srv"))
+    assert tool.pg_hosts([conf, "[global]\nrepo1-cipher-pass=x\n"]) == ["10.0.2.10", "10.0.2.11", "10.0.2.12"]
+    # A configuration without hosts (members' sockets mounted, before the repository host): none.
+    assert tool.pg_hosts([TWO_REPOS + "[main]\npg1-path=/d\npg1-socket-path=/var/run/postgresql/members/1\n"]) == []
+
+
+def test_the_primary_is_asked_over_the_network_as_the_given_role(monkeypatch):
+    calls = []
+
+    def answer(argv, **kwargs):
+        calls.append(argv)
+        host = argv[argv.index("-h") + 1]
+        rows = (FIXTURES / "two-repos-ok-primary.tsv").read_text() if host == "10.0.2.11" and "pg_stat_archiver" in argv[-1] else ""
+        if "pg_ls_waldir" in argv[-1]:
+            rows = (FIXTURES / "two-repos-ok-wal.tsv").read_text()
+        return tool.subprocess.CompletedProcess(argv, 0, rows, "")
+
+    monkeypatch.setattr(tool.subprocess, "run", answer)
+    found = tool.find_primary(["10.0.2.10", "10.0.2.11"], user="medisys_monitoring", port=5432)
+    assert found == primary("two-repos-ok")
+    # The standby answered no row; the primary was asked for its WAL; never as postgres.
+    assert [c[c.index("-h") + 1] for c in calls] == ["10.0.2.10", "10.0.2.11", "10.0.2.11"]
+    assert {c[c.index("-U") + 1] for c in calls} == {"medisys_monitoring"} and {c[c.index("-p") + 1] for c in calls} == {"5432"}

@@ -164,9 +164,9 @@ def test_members_are_declared_alike_and_never_as_primary_or_replica():
     assert [m.inputs["name"] for m in members] == ["medisys-dev-pg-1", "medisys-dev-pg-2", "medisys-dev-pg-3"]
     assert [m.inputs["networksAdvanced"][0]["ipv4Address"] for m in members] == ["10.0.2.10", "10.0.2.11", "10.0.2.12"]
     # Same image, environment and shared files: only the member's own name, address, data path
-    # (patroni.yml, pgbackrest.conf) and certificate differ.
+    # (patroni.yml, pgbackrest.conf) and certificates (PostgreSQL's, pgBackRest's server and client) differ.
     assert {tuple(m.inputs["envs"]) for m in members} == {("PG_ROLE=member", "PATRONI_CONFIG=/etc/patroni")}
-    own = ("patroni.yml", "tls/server", "pgbackrest.conf")
+    own = ("patroni.yml", "tls/server", "tls/client", "pgbackrest.conf")
     shared = [{k: v for k, v in uploads_of(m).items() if not any(o in k for o in own)} for m in members]
     assert shared[0] == shared[1] == shared[2]
     assert not containers(mocks, "postgres-primary") and not containers(mocks, "postgres-replica")
@@ -230,8 +230,9 @@ def test_scaling_replicas_changes_no_endpoint_input():
 
 
 def test_member_certificates_name_the_endpoint_so_clients_verify_through_it(dev):
-    requests = {r.inputs["subject"]["commonName"]: r.inputs for r in dev.of_type("tls:index/certRequest:CertRequest")}
-    assert requests["medisys-dev-pg-1"]["ipAddresses"] == ["10.0.2.10", "10.0.2.5"]
+    # PostgreSQL's certificate (pgBackRest's TLS server has one of its own, with the same common name).
+    requests = {r.name: r.inputs for r in dev.of_type("tls:index/certRequest:CertRequest")}
+    assert requests["medisys-dev-pg-1-tls-csr"]["ipAddresses"] == ["10.0.2.10", "10.0.2.5"]
 
 
 def test_pulumi_postgresql_manages_the_database_through_the_endpoint(dev):
@@ -247,17 +248,50 @@ def test_pg_hba_allows_only_tls_and_scram(dev):
     assert "trust" not in hba
 
 
-def test_every_member_archives_wal_to_the_encrypted_repository(dev):
+def pgbackrest_conf(container) -> dict[str, list[str]]:
+    """pgbackrest.conf as {section: ["key=value", ...]}, comments dropped."""
+    sections: dict[str, list[str]] = {}
+    section = ""
+    for line in uploads_of(container)["/etc/pgbackrest/pgbackrest.conf"].splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and not line.startswith("#"):
+            sections.setdefault(section, []).append(line)
+    return sections
+
+
+def test_every_member_archives_wal_to_both_repositories_on_the_repository_host_over_tls(dev):
     for member in containers(dev, "postgres"):
         files = uploads_of(member)
         assert "archive_mode = on" in files["/etc/postgresql/postgresql.conf"]
-        assert "repo1-cipher-type=aes-256-cbc" in files["/etc/pgbackrest/pgbackrest.conf"]
-        assert "repo1-retention-full=7" in files["/etc/pgbackrest/pgbackrest.conf"]
-        mounts = {v["containerPath"] for v in member.inputs["volumes"]}
-        # Each member's data at its own path, which the backup agent mounts at the same path.
-        (own,) = [m for m in mounts if m.startswith("/var/lib/postgresql/members/")]
-        assert f"pg1-path={own}/pgdata" in files["/etc/pgbackrest/pgbackrest.conf"]
-        assert "/var/lib/pgbackrest" in mounts
+        conf = pgbackrest_conf(member)
+        for repo in (1, 2):
+            assert {f"repo{repo}-host=10.0.2.40", f"repo{repo}-host-type=tls", f"repo{repo}-host-ca-file=/etc/pgbackrest/tls/ca.crt",
+                    f"repo{repo}-host-cert-file=/etc/pgbackrest/tls/client.crt"} <= set(conf["global"])
+        # No repository, no cipher pass, no offsite key: the repository host holds them.
+        assert not [line for line in conf["global"] if line.startswith(("repo1-path", "repo1-cipher", "repo2-type", "repo2-sftp"))]
+        assert not [f for f in files if f.startswith(("/etc/pgbackrest/conf.d/", "/etc/pgbackrest/offsite/"))]
+        assert "archive-async=y" in conf["global:archive-push"]
+        # Its data directory, and its TLS server lets in the agent's client certificate only.
+        mounts = [v["containerPath"] for v in member.inputs["volumes"]]
+        (own,) = mounts
+        assert conf["main"] == [f"pg1-path={own}/pgdata", "pg1-socket-path=/var/run/postgresql"]
+        address = member.inputs["networksAdvanced"][0]["ipv4Address"]
+        assert f"tls-server-address={address}" in conf["global"]
+        assert [line for line in conf["global"] if line.startswith("tls-server-auth")] == ["tls-server-auth=medisys-dev-backup-agent-client=main"]
+
+
+def test_member_pgbackrest_certificates_name_the_member_and_its_client_and_keys_are_secret(dev):
+    requests = {r.inputs["subject"]["commonName"]: r.inputs for r in dev.of_type("tls:index/certRequest:CertRequest")}
+    for index, member in enumerate(containers(dev, "postgres"), start=1):
+        name, address = member.inputs["name"], member.inputs["networksAdvanced"][0]["ipv4Address"]
+        server = next(r for r in dev.of_type("tls:index/certRequest:CertRequest") if r.name == f"{name}-pgbackrest-server-csr")
+        assert (server.inputs["dnsNames"], server.inputs["ipAddresses"]) == ([name], [address])
+        assert f"{name}-backup-client" in requests
+        assert "uploads" in member.secret_paths
+        assert "PRIVATE KEY" in uploads_of(member)["/etc/pgbackrest/tls/client.key"]
+    agent = next(r for r in dev.of_type("tls:index/certRequest:CertRequest") if r.name == "medisys-dev-backup-agent-pgbackrest-server-csr")
+    assert agent.inputs["ipAddresses"] == ["10.0.2.40"] and "medisys-dev-backup-agent-client" in requests
 
 
 def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
@@ -265,14 +299,28 @@ def test_backup_agent_schedule_and_cipher_pass_as_secret(dev):
     assert envs_of(agent)["BACKUP_FULL_INTERVAL_HOURS"] == "24"
     assert "uploads" in agent.secret_paths
     assert uploads_of(agent)["/etc/pgbackrest/conf.d/cipher.conf"].startswith("[global]\nrepo1-cipher-pass=")
-    mounts = {v["containerPath"]: v.get("readOnly", False) for v in agent.inputs["volumes"]}
-    assert mounts == {
-        "/var/lib/postgresql/members/1": True, "/var/lib/postgresql/members/2": True,  # where each member has them
-        "/var/run/postgresql/members/1": False, "/var/run/postgresql/members/2": False, "/var/lib/pgbackrest": False,
-    }
-    # pgBackRest is given every member and backs up whichever is the primary.
-    conf = uploads_of(agent)["/etc/pgbackrest/pgbackrest.conf"]
-    assert "pg1-path=/var/lib/postgresql/members/1/pgdata" in conf and "pg2-socket-path=/var/run/postgresql/members/2" in conf
+    # Its own repository volume and nothing of the members'.
+    assert [(v["volumeName"], v["containerPath"], v.get("readOnly", False)) for v in agent.inputs["volumes"]] == [
+        ("medisys-dev-backup-repository", "/var/lib/pgbackrest", False)]
+    # pgBackRest is given every member over TLS and backs up whichever is the primary.
+    conf = pgbackrest_conf(agent)
+    for index, address in ((1, "10.0.2.10"), (2, "10.0.2.11")):
+        assert {f"pg{index}-host={address}", f"pg{index}-host-type=tls", f"pg{index}-path=/var/lib/postgresql/members/{index}/pgdata",
+                f"pg{index}-host-ca-file=/etc/pgbackrest/tls/ca.crt", f"pg{index}-host-cert-file=/etc/pgbackrest/tls/client.crt"} <= set(conf["main"])
+    assert [line for line in conf["global"] if line.startswith("tls-server-auth")] == [
+        "tls-server-auth=medisys-dev-pg-1-backup-client=main", "tls-server-auth=medisys-dev-pg-2-backup-client=main"]
+    assert "tls-server-address=10.0.2.40" in conf["global"]
+    # It reads the primary's WAL position as the monitoring role, with a password file.
+    assert envs_of(agent)["METRICS_PG_USER"] == "medisys_monitoring"
+    assert uploads_of(agent)["/etc/medisys-backup/pgpass"].startswith("*:*:*:medisys_monitoring:")
+
+
+def test_the_agent_is_built_after_the_cluster_and_keeps_the_address_and_name_of_the_repository_host(dev):
+    (component,) = [r for r in dev.resources if r.type == "medisys:platform:BackupAgent"]
+    agent = only(dev, "postgres-backup")
+    assert agent.inputs["name"] == "medisys-dev-backup-agent"
+    assert {n["ipv4Address"] for n in agent.inputs["networksAdvanced"]} == {"10.0.2.40", "10.0.3.40", "10.0.4.40"}
+    assert component.name == "medisys-dev-backup"
 
 
 def test_offsite_repository_is_sftp_with_its_own_cipher_pass_and_a_pinned_host_key(dev):
@@ -300,11 +348,12 @@ def test_offsite_repository_is_sftp_with_its_own_cipher_pass_and_a_pinned_host_k
     assert "uploads" in sftp.secret_paths and sftp.inputs["user"] == "pgbackrest"
 
 
-def test_only_the_backup_agent_and_the_members_share_the_offsite_segment(dev):
+def test_only_the_backup_agent_shares_the_offsite_segment_with_the_sftp_server(dev):
     (offsite,) = [n.inputs["name"] for n in dev.of_type(NETWORK) if labels_of(n)["medisys.segment"] == "offsite"]
     on_segment = {labels_of(c)["medisys.role"] for c in dev.of_type(CONTAINER)
                   if offsite in [a["name"] for a in c.inputs["networksAdvanced"]]}
-    assert on_segment == {"offsite-sftp", "postgres-backup", "postgres"}
+    # The members push WAL to the repository host, which alone reaches the offsite server.
+    assert on_segment == {"offsite-sftp", "postgres-backup"}
     assert envs_of(only(dev, "postgres-backup"))["BACKUP_REPOS"] == "1 2"
 
 

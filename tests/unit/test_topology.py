@@ -63,8 +63,8 @@ def test_each_container_joins_only_the_segments_it_needs(run_program):
     expected = {
         "load-balancer": {"dmz", "production", "management"},
         "app": {"production", "database", "management"},
-        # Members archive WAL to the offsite repository too.
-        "postgres": {"database", "offsite"},
+        # Members push WAL to the repository host (the backup agent), which alone reaches offsite.
+        "postgres": {"database"},
         "postgres-backup": {"database", "management", "offsite"},
         "offsite-sftp": {"offsite"},
         "etcd": {"database"},
@@ -85,7 +85,7 @@ def test_every_stateful_service_keeps_its_data_on_a_named_volume(run_program):
     mocks = run_program(lambda: build_topology(dev_config(), None))
     volume_roles = sorted(labels_of(v)["medisys.role"] for v in mocks.of_type(VOLUME))
     assert volume_roles == sorted(
-        ["postgres-data", "postgres-data", "postgres-socket", "postgres-socket", "etcd-data", "etcd-data", "etcd-data", "backup-repo", "offsite-repo", *["redis-data"] * 6,
+        ["postgres-data", "postgres-data", "etcd-data", "etcd-data", "etcd-data", "backup-repo", "offsite-repo", *["redis-data"] * 6,
          "prometheus-data", "alertmanager-data", "load-balancer-runtime", "prometheus-config", "alertmanager-config"]
     )
 
