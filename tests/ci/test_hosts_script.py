@@ -174,6 +174,27 @@ def test_containers_on_two_hosts_talk_over_an_attachable_overlay(hosts: dict[str
         assert answer == "pong from h1", answer
 
 
+def test_a_container_replaced_on_its_engine_gets_its_overlay_address_back(hosts: dict[str, str]) -> None:
+    """What the program relies on: a replacement is delete-before-create at the same fixed address
+    (components/container.py), and on an attachable overlay the address is free again at once
+    for a new container on the same engine (Docker's trouble with fixed overlay addresses,
+    moby#27754, is an address held by a container of an engine that went down)."""
+    tag = uuid.uuid4().hex[:6]
+    network = f"mdsh-reuse-{tag}"
+    tls_docker(hosts, 1, "network", "create", "--driver", "overlay", "--attachable", "--subnet", "10.251.1.0/24", network)
+    try:
+        for attempt in range(5):
+            name = f"mdsh-reuse-{tag}-{attempt}"
+            # The image (imported by the test above) on h2; the network was made on h1.
+            tls_docker(hosts, 2, "run", "-d", "--name", name, "--network", network, "--ip", "10.251.1.20", TINY_IMAGE,
+                       "/usr/bin/perl", "-e", "sleep 600", timeout=90)
+            address = tls_docker(hosts, 2, "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', name)
+            assert address == "10.251.1.20", f"attempt {attempt}: {address}"
+            tls_docker(hosts, 2, "rm", "-f", name)
+    finally:
+        tls_docker(hosts, 1, "network", "rm", network, check=False)
+
+
 def test_down_leaves_nothing_behind(hosts: dict[str, str]) -> None:
     state = Path(hosts["MEDISYS_TEST_STATE"])
     started = time.monotonic()
