@@ -1,21 +1,30 @@
 # The two commands a new user needs: `make up` (deploy dev) and `make test`. See README.md.
 SHELL := /bin/bash
-STACK ?= dev
+# HOSTS=3: the dev tiers on three Docker hosts of this machine (scripts/hosts), stack dev3.
+HOSTS ?= 1
+STACK ?= $(if $(filter 3,$(HOSTS)),dev3,dev)
 ENV := source .state/env.sh &&
 PULUMI := $(ENV) pulumi --cwd . --stack $(STACK)
 
-.PHONY: bootstrap up preview deploy compliance drift destroy test test-unit images outputs report bench
+.PHONY: bootstrap up hosts preview deploy compliance drift destroy test test-unit images outputs report bench
 
 bootstrap:
 	bash scripts/bootstrap --for up
 
-## Deploy the dev stack (set-up first), then print the endpoints.
-up: bootstrap
-	venv/bin/python scripts/preflight.py $(STACK)
+## Deploy the dev stack (set-up first), then print the endpoints. `make up HOSTS=3`: on three
+## Docker hosts of this machine (network namespaces, a Swarm; `make destroy HOSTS=3`, then
+## `scripts/hosts down`).
+up: bootstrap $(if $(filter 3,$(HOSTS)),hosts)
 	bash scripts/stack-select $(STACK)
+	$(if $(filter 3,$(HOSTS)),bash scripts/hosts config $(STACK))
+	$(ENV) venv/bin/python scripts/preflight.py $(STACK)
 	@cat .state/providers 2>/dev/null || true
 	$(PULUMI) up --yes --policy-pack policies --policy-pack-config policies/config/$(STACK).json
 	$(PULUMI) stack output
+
+hosts: bootstrap
+	bash scripts/hosts up
+	venv/bin/python scripts/dev3-stack
 
 preview: bootstrap
 	bash scripts/stack-select $(STACK)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 IMAGE_RELEASE = (Path(__file__).parent / "images" / "RELEASE").read_text().strip()
+SECRET_KEYS = ("lb_certificate", "lb_private_key", "host_tls")
 TIERS = ("hosts", "placement", "networks", "load_balancer", "app", "postgres", "backups", "redis", "monitoring", "images")
 SEGMENTS = ("dmz", "production", "database", "management", "offsite")
 # The official Grafana image, pinned to the multi-arch index digest of release 12.4.5 (the
@@ -57,8 +58,8 @@ class Networks(Strict):
     production: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.1.0/24")
     database: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.2.0/24")
     management: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.3.0/24")
-    # The path to the offsite backup repository: the backup agent and the PostgreSQL members
-    # (they archive WAL) reach the offsite SFTP server through it, nothing else does.
+    # The path to the offsite backup repository: only the backup agent (pgBackRest's repository
+    # host, which pushes the members' WAL on) reaches the offsite SFTP server through it.
     offsite: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.4.0/24")
     # Overlays between hosts carry Docker's IPsec encryption (`--opt encrypted`). None: on in
     # staging and prod, off in dev.
@@ -470,7 +471,8 @@ def _describe(error: Any) -> str:
 
 def load(raw: dict[str, Any], stack: str) -> StackConfig:
     """Validate raw config; raise ConfigError listing every problem at once."""
-    data = {k: v for k, v in raw.items() if v is not None}
+    # Secret keys are read on their own (read_edge_certificate, read_host_tls), never as tiers.
+    data = {k: v for k, v in raw.items() if v is not None and k not in SECRET_KEYS}
     data.setdefault("name_prefix", f"medisys-{stack}".lower()[:31])
     try:
         return StackConfig.model_validate(data)

@@ -77,7 +77,7 @@ SEGMENTS_OF = {
     "app": ("production", "database", "management"),
     "app-gate": ("management",),
     "app-migrations": ("database",),
-    "postgres": ("database", "offsite"),
+    "postgres": ("database",),
     "etcd": ("database",),
     "postgres-proxy": ("database",),
     "postgres-admin": ("database",),

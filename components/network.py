@@ -37,7 +37,8 @@ class SegmentedNetworks(pulumi.ComponentResource):
                 attachable=True if overlay else None,
                 options={"encrypted": ""} if overlay and encrypted else None,
                 # offsite: internal while its SFTP server is a container of this stack; with a real
-                # offsite host the backup agent and the members need a route out through it.
+                # offsite host the backup agent (the repository host, the only one that reaches it)
+                # needs a route out through it.
                 internal=segment in INTERNAL_SEGMENTS or (segment == "offsite" and not offsite_remote),
                 ipam_configs=[docker.NetworkIpamConfigArgs(subnet=str(subnet), gateway=str(subnet.network_address + 1))],
                 labels=[

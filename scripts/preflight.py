@@ -65,8 +65,59 @@ def foreign_subnets(prefix: str) -> dict[str, ipaddress.IPv4Network]:
 
 
 def remote_engine(stack: str) -> bool:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return "docker:host" in document
+    """The stack's engines are elsewhere (medisys:hosts with addresses): its ports and networks
+    live there, not on this machine's engine."""
+    return any(h.docker_host for h in stack_config(stack).hosts)
+
+
+def engine_args(stack: str, host: config.DockerHost, workdir: Path) -> list[str]:
+    """`docker` arguments that reach one host as the program will (TLS material from the stack's
+    secret config through `pulumi config get`, which needs .state/env.sh's passphrase)."""
+    args = ["-H", host.docker_host or "unix:///var/run/docker.sock"]
+    if host.over_tcp:
+        for part, file in (("ca", "ca.pem"), ("cert", "cert.pem"), ("key", "key.pem")):
+            got = subprocess.run(["pulumi", "config", "get", "--stack", stack, "--path", f"medisys:host_tls.{host.name}.{part}"],
+                                 capture_output=True, text=True, cwd=ROOT)
+            if got.returncode != 0:
+                raise RuntimeError(f"medisys:host_tls.{host.name}.{part} cannot be read ({got.stderr.strip()[:120]})")
+            (workdir / file).write_text(got.stdout)
+            (workdir / file).chmod(0o600)
+        args += ["--tlsverify", "--tlscacert", str(workdir / "ca.pem"), "--tlscert", str(workdir / "cert.pem"),
+                 "--tlskey", str(workdir / "key.pem")]
+    return args
+
+
+def swarm_problems(stack: str, cfg: config.StackConfig) -> list[str]:
+    """On several hosts: every engine answers and is an active member of one Swarm, with enough
+    managers for a quorum through the loss of one (three hosts, three managers)."""
+    import tempfile
+
+    found, clusters, managers = [], set(), 0
+    for host in cfg.hosts:
+        with tempfile.TemporaryDirectory() as workdir:
+            try:
+                args = engine_args(stack, host, Path(workdir))
+            except RuntimeError as error:
+                found.append(f"host {host.name}: {error}: run `scripts/hosts config {stack}` or set it with `pulumi config set --secret --path`")
+                continue
+            info = subprocess.run(["docker", *args, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.Cluster.ID}} {{.Swarm.ControlAvailable}}"],
+                                  capture_output=True, text=True, timeout=60)
+        if info.returncode != 0:
+            found.append(f"host {host.name} ({host.docker_host}) does not answer: {info.stderr.strip()[:200]}")
+            continue
+        state, cluster, manager = (info.stdout.split() + ["", "", ""])[:3]
+        if state != "active":
+            found.append(f"host {host.name} is not in a Swarm (state {state or 'none'}): run `docker swarm init` on the first host and"
+                         " `docker swarm join --token <manager token> FIRST:2377` on the others (README \"Several Docker hosts\")")
+            continue
+        clusters.add(cluster)
+        managers += manager == "true"
+    if len(clusters) > 1:
+        found.append(f"the hosts belong to {len(clusters)} different Swarms: join them all to one")
+    if not found and len(cfg.hosts) >= 3 and managers < 3:
+        found.append(f"only {managers} of the hosts are Swarm managers: with fewer than three, losing one host loses the Swarm's quorum;"
+                     " promote them with `docker node promote`")
+    return found
 
 
 def problems(stack: str) -> list[str]:
@@ -74,6 +125,8 @@ def problems(stack: str) -> list[str]:
         cfg = stack_config(stack)
     except config.ConfigError as error:
         return [str(error)]
+    if cfg.multi_host:
+        return swarm_problems(stack, cfg)
     if remote_engine(stack):
         return []  # ports and networks live on that host; only the config can be checked from here
     found = []
@@ -103,7 +156,9 @@ def main() -> int:
     for problem in found:
         print(f"[preflight] ERROR: {problem}", file=sys.stderr)
     if not found:
-        checked = "config valid (ports and subnets are on the remote Docker host)" if remote_engine(stack) else "config valid, ports free, subnets free"
+        checked = ("config valid, every host answers in one Swarm" if stack_config(stack).multi_host
+                   else "config valid (ports and subnets are on the remote Docker host)" if remote_engine(stack)
+                   else "config valid, ports free, subnets free")
         print(f"[preflight] stack {stack}: {checked}")
     return 1 if found else 0
 

@@ -225,8 +225,8 @@ _ALLOWED_SEGMENTS: Final = {
     "app": ["production", "database", "management"],
     "app-migrations": ["database"],
     "app-rollout-gate": ["management"],
-    # Members archive WAL to the offsite repository too.
-    "postgres": ["database", "management", "offsite"],
+    # Members push WAL to the repository host (the backup agent) over the database segment only.
+    "postgres": ["database", "management"],
     "etcd": ["database"],
     "postgres-proxy": ["database"],
     # On several hosts: the database gateway on the database overlay and its own host's bridge.
