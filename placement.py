@@ -16,7 +16,6 @@ Addresses do not depend on the host: on several hosts the segments are overlays 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -120,8 +119,7 @@ class Placement:
 
     def address(self, slot: str, segment: str) -> str:
         """The address a slot has (or would have, if the config grew to it) on a segment."""
-        subnet: ipaddress.IPv4Network = getattr(self.networks, segment)
-        return str(subnet.network_address + HOST_NUMBERS[slot])
+        return segment_address(self.networks, segment, HOST_NUMBERS[slot])
 
     @property
     def multi_host(self) -> bool:
@@ -192,21 +190,23 @@ def plan(cfg: StackConfig) -> Placement:
         chosen[slot] = monitoring_host
 
     places = {
-        slot: Place(slot, slot_kind(slot), host, {segment: address(cfg, segment, HOST_NUMBERS[slot]) for segment in SEGMENTS_OF[slot_kind(slot)]})
+        slot: Place(slot, slot_kind(slot), host,
+                    {segment: segment_address(cfg.networks, segment, HOST_NUMBERS[slot]) for segment in SEGMENTS_OF[slot_kind(slot)]})
         for slot, host in chosen.items()
     }
     return Placement(tuple(cfg.hosts), places, tuple(shards), edges, cfg.networks)
 
 
-def address(cfg: StackConfig, segment: str, number: int) -> str:
-    subnet: ipaddress.IPv4Network = getattr(cfg.networks, segment)
-    return str(subnet.network_address + number)
+def segment_address(networks: Networks, segment: str, number: int) -> str:
+    """The one address formula: host `number` of a segment's subnet (Networks.host, by name)."""
+    return networks.host(segment, number)
 
 
 def reserved_addresses(cfg: StackConfig) -> dict[str, dict[str, str]]:
     """Every slot's address on every segment it could join at the largest sizes: what a unit test
     checks for collisions."""
-    return {slot: {segment: address(cfg, segment, n) for segment in SEGMENTS_OF[slot_kind(slot)]} for slot, n in HOST_NUMBERS.items()}
+    return {slot: {segment: segment_address(cfg.networks, segment, n) for segment in SEGMENTS_OF[slot_kind(slot)]}
+            for slot, n in HOST_NUMBERS.items()}
 
 
 __all__ = ["Place", "Placement", "Shard", "plan", "SEGMENTS"]
